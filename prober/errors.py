@@ -27,22 +27,41 @@ class ObjectError(ProberError):
     ``no_video``, ``corrupt``, ``timeout``); the message is what a person reads.
     """
 
-    def __init__(self, reason: str, message: str, *, status: int | None = None) -> None:
+    def __init__(
+        self,
+        reason: str,
+        message: str,
+        *,
+        status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
         super().__init__(message)
         self.reason = reason
         self.status = status
+        self.retry_after = retry_after
+
+    @property
+    def retryable(self) -> bool:
+        """Throttling and transient faults; never 4xx other than 408/429."""
+        if self.status is not None:
+            return self.status in (408, 429, 500, 502, 503, 504)
+        return self.reason in ("network", "timeout")
 
     def __str__(self) -> str:  # "truncated: moov atom not found"
-        msg = self.args[0] if self.args else ""
-        return msg if msg.startswith(self.reason) else f"{self.reason}: {msg}"
+        return str(self.args[0]) if self.args else self.reason
 
 
 class HttpStatusError(ObjectError):
     """The store answered a read with an error status."""
 
-    def __init__(self, status: int, detail: str = "") -> None:
+    def __init__(self, status: int, detail: str = "", retry_after: float | None = None) -> None:
         text = f"HTTP {status}" + (f" {detail}" if detail else "")
-        super().__init__("http", text, status=status)
+        super().__init__("http", text, status=status, retry_after=retry_after)
 
-    def __str__(self) -> str:
-        return str(self.args[0])
+
+class WrongKind(ObjectError):
+    """The content is not a video but something prober knows (an image, a DICOM file)."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__("not_video", message)
+        self.kind = kind

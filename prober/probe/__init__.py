@@ -17,12 +17,11 @@ The plan, per object:
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
 
-from prober.errors import ObjectError
+from prober.errors import ObjectError, WrongKind
 from prober.model import Metadata
 from prober.probe import containers as ct
 from prober.probe.mime import bmff_mime, matroska_mime
@@ -154,13 +153,13 @@ async def _inspect(f: _Fetcher, ext: str) -> Hints:
     hints = Hints(ext=ext)
 
     if ct.is_dicom(head):
-        raise ObjectError("not_video", "not a video: DICOM content")
+        raise WrongKind("dicom", "not a video: DICOM content")
     image = ct.sniff_image(head)
     if image and not (image == "BMP" and int.from_bytes(head[2:6], "little") != size):
-        raise ObjectError("not_video", f"not a video: {image} image content")
+        raise WrongKind("image", f"not a video: {image} image content")
     text = ct.sniff_text(head)
     if text:
-        raise ObjectError("not_media", f"not a media file: {text}")
+        raise ObjectError("not_media", f"not a media file ({text})")
 
     if ct.looks_like_bmff(head):
         await _fetch_moov(f, hints)
@@ -189,7 +188,12 @@ async def _fetch_moov(f: _Fetcher, hints: Hints) -> None:
                 continue
             info = ct.parse_moov(sf.get(moov.offset, moov.size) or b"")
             hints.mime = bmff_mime(layout.brand, layout.compatible)
-            if info.timescale and info.duration and not info.fragmented and info.duration < 2**32 - 1:
+            if (
+                info.timescale
+                and info.duration
+                and not info.fragmented
+                and info.duration < 2**32 - 1
+            ):
                 hints.duration = info.duration / info.timescale
             hints.rotation = info.video_rotation
             return
@@ -199,7 +203,3 @@ async def _fetch_moov(f: _Fetcher, hints: Hints) -> None:
         remaining = size - nxt
         await f.fetch([(nxt, nxt + (remaining if remaining <= WHOLE_TAIL else HEAD))])
     raise ObjectError("corrupt", "corrupt: could not locate the moov atom")
-
-
-def now() -> float:
-    return time.perf_counter()

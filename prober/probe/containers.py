@@ -18,8 +18,26 @@ from prober.errors import ObjectError
 
 # Top-level ISO-BMFF box types we accept as evidence that a file is ISO-BMFF.
 TOP_LEVEL_BOXES = frozenset(
-    {b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide", b"pnot", b"uuid", b"moof",
-     b"mfra", b"styp", b"sidx", b"meta", b"pdin", b"prft", b"emsg", b"junk", b"ssix"}
+    {
+        b"ftyp",
+        b"moov",
+        b"mdat",
+        b"free",
+        b"skip",
+        b"wide",
+        b"pnot",
+        b"uuid",
+        b"moof",
+        b"mfra",
+        b"styp",
+        b"sidx",
+        b"meta",
+        b"pdin",
+        b"prft",
+        b"emsg",
+        b"junk",
+        b"ssix",
+    }
 )
 CONTAINER_BOXES = frozenset({b"moov", b"trak", b"mdia", b"minf", b"stbl", b"edts", b"udta"})
 
@@ -79,16 +97,19 @@ def walk_bmff(read: Reader, size: int) -> BmffLayout:
         header = 8
         if box_size == 1:
             if len(hdr) < 16:
-                raise ObjectError("corrupt", f"box '{_fourcc(kind)}' has a truncated 64-bit size")
+                raise ObjectError(
+                    "corrupt", f"corrupt: box '{_fourcc(kind)}' has a truncated 64-bit size"
+                )
             box_size = struct.unpack(">Q", hdr[8:16])[0]
             header = 16
         elif box_size == 0:
             box_size = size - offset
         if box_size < header:
             if offset == 0:
-                raise ObjectError("not_media", "not an MP4/MOV file: bad first box")
+                raise ObjectError("not_media", "not a media file (bad first MP4 box)")
             raise ObjectError(
-                "corrupt", f"box '{_fourcc(kind)}' at offset {offset} has an invalid size {box_size}"
+                "corrupt",
+                f"corrupt: box '{_fourcc(kind)}' at {offset} has an invalid size {box_size}",
             )
         box = Box(kind, offset, box_size, header)
         layout.boxes.append(box)
@@ -96,9 +117,7 @@ def walk_bmff(read: Reader, size: int) -> BmffLayout:
             body = read(offset + header, min(box_size - header, 64))
             if body is not None and len(body) >= 4:
                 layout.brand = body[:4]
-                layout.compatible = tuple(
-                    body[i : i + 4] for i in range(8, len(body) - 3, 4)
-                )
+                layout.compatible = tuple(body[i : i + 4] for i in range(8, len(body) - 3, 4))
         if box.end > size:
             what = _fourcc(kind)
             if kind == b"mdat":
@@ -108,7 +127,8 @@ def walk_bmff(read: Reader, size: int) -> BmffLayout:
                 )
             raise ObjectError(
                 "corrupt" if kind == b"moov" else "truncated",
-                f"'{what}' box runs past the end of the object ({box.end} > {size} bytes)",
+                f"{'corrupt' if kind == b'moov' else 'truncated'}: '{what}' box runs past the end "
+                f"of the object ({box.end} > {size} bytes)",
             )
         offset = box.end
     layout.next_offset = None
@@ -119,7 +139,9 @@ def _fourcc(kind: bytes) -> str:
     return kind.decode("latin-1").replace("\x00", " ") if kind.isascii() else kind.hex()
 
 
-def iter_children(data: bytes, start: int = 0, end: int | None = None) -> Iterator[tuple[bytes, int, int]]:
+def iter_children(
+    data: bytes, start: int = 0, end: int | None = None
+) -> Iterator[tuple[bytes, int, int]]:
     """Yield (type, payload_start, payload_end) of the boxes inside ``data[start:end]``."""
     end = len(data) if end is None else end
     pos = start
@@ -288,15 +310,15 @@ def sniff_text(head: bytes) -> str | None:
         return None
     if sample.startswith(b"<?xml") or sample.startswith(b"<Error"):
         if b"<Error>" in head[:4096] or b"<Code>" in head[:4096]:
-            return "an XML error page, not media"
-        return "XML text, not media"
+            return "an XML error page"
+        return "XML text"
     if sample[:15].lower().startswith((b"<!doctype html", b"<html")):
-        return "an HTML page, not media"
+        return "an HTML page"
     try:
         sample.decode("utf-8")
     except UnicodeDecodeError:
         return None
     printable = sum(32 <= c < 127 or c in (9, 10, 13) for c in sample)
     if printable / len(sample) > 0.97:
-        return "text, not media"
+        return "plain text"
     return None

@@ -53,7 +53,9 @@ def parse(sf: SparseFile, hints: Hints) -> Metadata:
     except av.error.InvalidDataError as exc:
         raise ObjectError("not_media", f"not a media file ({_av_msg(exc)})") from None
     except av.error.FFmpegError as exc:
-        raise ObjectError("corrupt", f"FFmpeg could not open it ({_av_msg(exc)})") from None
+        raise ObjectError(
+            "corrupt", f"corrupt: FFmpeg could not open it ({_av_msg(exc)})"
+        ) from None
     try:
         return _metadata(container, sf.size, hints)
     finally:
@@ -96,11 +98,17 @@ def _metadata(container: av.container.InputContainer, size: int, hints: Hints) -
         duration = frames / float(fps_frac)
 
     if width <= 0 or height <= 0:
-        raise Incomplete("size", ObjectError("corrupt", "could not read the video dimensions"))
+        raise Incomplete(
+            "size", ObjectError("corrupt", "corrupt: could not read the video dimensions")
+        )
     if not fps_frac:
-        raise Incomplete("fps", ObjectError("corrupt", "could not determine the frame rate"))
+        raise Incomplete(
+            "fps", ObjectError("corrupt", "corrupt: could not determine the frame rate")
+        )
     if not duration or duration <= 0:
-        raise Incomplete("duration", ObjectError("corrupt", "could not determine the duration"))
+        raise Incomplete(
+            "duration", ObjectError("corrupt", "corrupt: could not determine the duration")
+        )
 
     rotation = hints.rotation if hints.rotation is not None else _tag_rotation(s.metadata)
     disp_w, disp_h = (height, width) if abs(rotation) % 180 == 90 else (width, height)

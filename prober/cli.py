@@ -1,0 +1,329 @@
+"""Command line: flags → sources, pipeline, sinks; exit codes; one-line errors.
+
+Exit codes: 0 every object probed; 3 finished but some objects failed; 2 usage
+error; 1 fatal error (bucket missing, access denied, endpoint unreachable);
+130/143 interrupted by SIGINT/SIGTERM (the spec of what was done is written).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from typing import NoReturn
+
+from prober import __version__
+from prober.errors import ProberError, UsageError
+from prober.pipeline import Filters, Pipeline, PipelineConfig
+from prober.progress import Progress, summary_line
+from prober.sinks import Sink, SinkSet
+from prober.sinks.report import FailuresWriter, ReportWriter
+from prober.sinks.spec import JsonSpecWriter, SpecOptions
+from prober.sources import SourceContext, SourceOptions, open_source, open_url_list
+from prober.sources.base import Source
+
+EXIT_OK, EXIT_FATAL, EXIT_USAGE, EXIT_PARTIAL = 0, 1, 2, 3
+EXIT_SIGINT, EXIT_SIGTERM = 130, 143
+
+log = logging.getLogger("prober")
+
+EXAMPLE = "example: prober s3://my-bucket/clips/ -o spec.json"
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        sys.stderr.write(f"prober: error: {message} (see prober --help)\n")
+        raise SystemExit(EXIT_USAGE)
+
+
+def build_parser() -> Parser:
+    p = Parser(
+        prog="prober",
+        description="Write an Encord upload spec with videoMetadata for the videos in "
+        "buckets, folders and URL lists, reading only their headers.",
+        epilog=f"{EXAMPLE}\nexit codes: 0 ok, 3 some objects failed, 2 usage error, "
+        "1 fatal error, 130/143 interrupted",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "sources",
+        nargs="*",
+        metavar="SOURCE",
+        help="s3://bucket[/prefix], a local folder, an http(s) URL",
+    )
+    p.add_argument(
+        "--urls",
+        metavar="FILE",
+        action="append",
+        default=[],
+        help="file with one URL per line ('-' for stdin)",
+    )
+    out = p.add_argument_group("output")
+    out.add_argument(
+        "-o",
+        "--output",
+        metavar="PATH",
+        default="-",
+        help="spec path (default: stdout); written atomically",
+    )
+    out.add_argument(
+        "--format",
+        choices=("json",),
+        default=None,
+        help="spec format (default: from the -o extension, else json)",
+    )
+    out.add_argument("--failures", metavar="PATH", help="CSV objectUrl,error of failed objects")
+    out.add_argument("--report", metavar="PATH", help="JSONL line per object with full metadata")
+    out.add_argument(
+        "--title",
+        choices=("name", "key", "none"),
+        default="name",
+        help="entry titles: file name (default), full key, or none",
+    )
+    out.add_argument(
+        "--skip-duplicate-urls",
+        action="store_true",
+        help='set the spec\'s top-level "skip_duplicate_urls": true',
+    )
+    src = p.add_argument_group("sources")
+    src.add_argument(
+        "--url-style", metavar="STYLE", help="S3 objectUrl: virtual (default), path, s3"
+    )
+    src.add_argument(
+        "--endpoint-url", metavar="URL", help="S3 endpoint (overrides AWS_ENDPOINT_URL)"
+    )
+    src.add_argument("--region", help="region for objectUrls (default: the bucket's location)")
+    src.add_argument(
+        "--url-prefix",
+        metavar="URL",
+        help="local folders: objectUrl = URL + path relative to the folder",
+    )
+    src.add_argument(
+        "--include",
+        metavar="GLOB",
+        action="append",
+        default=[],
+        help="only keys matching GLOB (repeatable; '*.mp4' matches at any depth)",
+    )
+    src.add_argument(
+        "--exclude",
+        metavar="GLOB",
+        action="append",
+        default=[],
+        help="skip keys matching GLOB (repeatable)",
+    )
+    src.add_argument(
+        "--sniff", action="store_true", help="probe objects without a known extension by content"
+    )
+    run = p.add_argument_group("run")
+    run.add_argument(
+        "-c",
+        "--concurrency",
+        type=_positive_int,
+        default=64,
+        metavar="N",
+        help="objects probed at once (default 64)",
+    )
+    run.add_argument(
+        "--retries",
+        type=_nonneg_int,
+        default=5,
+        metavar="N",
+        help="retries per request on throttling/transient errors (default 5)",
+    )
+    run.add_argument(
+        "--timeout",
+        type=_positive_float,
+        default=30.0,
+        metavar="S",
+        help="seconds per request (default 30)",
+    )
+    run.add_argument("-q", "--quiet", action="store_true", help="only errors on stderr")
+    run.add_argument(
+        "--progress",
+        choices=("auto", "bar", "log", "none"),
+        default="auto",
+        help="progress display (default: bar on a TTY, log lines otherwise)",
+    )
+    run.add_argument("--debug", action="store_true", help="tracebacks and debug logs")
+    p.add_argument("--version", action="version", version=f"prober {__version__}")
+    return p
+
+
+def _positive_int(text: str) -> int:
+    value = _nonneg_int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {text}")
+    return value
+
+
+def _nonneg_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative: {text}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive: {text}")
+    return value
+
+
+def _setup_logging(args: argparse.Namespace) -> None:
+    level = logging.DEBUG if args.debug else logging.ERROR if args.quiet else logging.INFO
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("prober: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.WARNING if not args.debug else logging.DEBUG)
+    log.setLevel(level)
+    for noisy in ("aiobotocore", "botocore", "aiohttp", "urllib3", "azure", "asyncio"):
+        logging.getLogger(noisy).setLevel(logging.DEBUG if args.debug else logging.CRITICAL)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _setup_logging(args)
+    try:
+        return _run_loop(args)
+    except UsageError as exc:
+        log.error("error: %s", exc)
+        if args.debug:
+            raise
+        return EXIT_USAGE
+    except ProberError as exc:
+        log.error("%s", exc)
+        if args.debug:
+            raise
+        return EXIT_FATAL
+    except KeyboardInterrupt:
+        return EXIT_SIGINT
+    except Exception as exc:  # an unexpected bug: still one line unless --debug
+        if args.debug:
+            raise
+        log.error("internal error: %s: %s (run with --debug for details)", type(exc).__name__, exc)
+        return EXIT_FATAL
+
+
+def _run_loop(args: argparse.Namespace) -> int:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency
+        return asyncio.run(run(args))
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(run(args))
+
+
+def _open_sources(args: argparse.Namespace, ctx: SourceContext) -> list[Source]:
+    sources: list[Source] = [open_source(s, ctx) for s in args.sources]
+    sources += [open_url_list(path, ctx) for path in args.urls]
+    if not sources:
+        raise UsageError(f"no SOURCE given; {EXAMPLE}")
+    if sum(1 for path in args.urls if path == "-") > 1:
+        raise UsageError("--urls - (stdin) can be given once")
+    return sources
+
+
+def _open_sinks(args: argparse.Namespace) -> list[Sink]:
+    fmt = args.format or _format_from_path(args.output)
+    if fmt != "json":
+        raise UsageError(f"--format {fmt} is not supported yet")
+    spec_opts = SpecOptions(title=args.title, skip_duplicate_urls=args.skip_duplicate_urls)
+    sinks: list[Sink] = [JsonSpecWriter(args.output, spec_opts)]
+    if args.failures:
+        sinks.append(FailuresWriter(args.failures))
+    if args.report:
+        sinks.append(ReportWriter(args.report))
+    return sinks
+
+
+def _format_from_path(path: str) -> str:
+    lower = path.lower()
+    if lower.endswith(".csv"):
+        return "csv"
+    if lower.endswith(".jsonl") or lower.endswith(".ndjson"):
+        return "jsonl"
+    return "json"
+
+
+async def run(args: argparse.Namespace) -> int:
+    options = SourceOptions(
+        endpoint_url=args.endpoint_url,
+        url_style=args.url_style,
+        url_prefix=args.url_prefix,
+        region=args.region,
+        timeout=args.timeout,
+        retries=args.retries,
+        concurrency=args.concurrency,
+    )
+    ctx = SourceContext(options)
+    sources = _open_sources(args, ctx)
+    sinks = SinkSet(_open_sinks(args))
+    config = PipelineConfig(
+        concurrency=args.concurrency,
+        sniff=args.sniff,
+        retries=args.retries,
+        filters=Filters(include=args.include, exclude=args.exclude),
+    )
+    pipeline = Pipeline(sources, sinks, config)
+    progress = Progress(pipeline.counters, "none" if args.quiet else args.progress)
+    loop = asyncio.get_running_loop()
+    main_task = asyncio.current_task()
+    received: list[int] = []
+
+    def on_signal(signum: int) -> None:
+        received.append(signum)
+        if len(received) == 1:
+            log.warning("stopping: finishing in-flight probes (again to abort)")
+            pipeline.stop()
+        elif main_task is not None:
+            main_task.cancel()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, on_signal, sig)
+
+    committed = False
+    progress.start()
+    try:
+        counters = await pipeline.run()
+        await progress.stop()
+        sinks.close(commit=True)
+        committed = True
+    except asyncio.CancelledError:
+        await progress.stop()
+        sinks.close(commit=False)
+        committed = True
+        return EXIT_SIGTERM if received and received[0] == signal.SIGTERM else EXIT_SIGINT
+    finally:
+        if not committed:
+            await progress.stop()
+            with contextlib.suppress(Exception):
+                sinks.close(commit=False)
+        for source in sources:
+            with contextlib.suppress(Exception):
+                await source.close()
+        await ctx.close()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(sig)
+
+    log.info("%s", summary_line(counters, pipeline.interrupted))
+    if received:
+        return EXIT_SIGTERM if received[0] == signal.SIGTERM else EXIT_SIGINT
+    if counters.failed:
+        return EXIT_PARTIAL
+    return EXIT_OK

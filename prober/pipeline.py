@@ -1,0 +1,241 @@
+"""Sources → bounded entry queue → probe workers → bounded result queue → sinks.
+
+One producer streams every source's listing, classifies each entry and queues the
+videos; ``concurrency`` worker coroutines probe them (FFmpeg's parsing runs in a
+small thread pool sized to the cores); one writer task feeds the sinks. Queues are
+bounded, so memory stays flat however many objects the listing yields.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fnmatch
+import os
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from prober.classify import classify, extension
+from prober.errors import ObjectError, WrongKind
+from prober.model import Entry, Kind, Result, Status
+from prober.probe import ProbeStats, probe
+from prober.retry import with_retries
+from prober.sinks import SinkSet
+from prober.sources.base import Source
+
+
+@dataclass(slots=True)
+class Filters:
+    include: list[str] = field(default_factory=list)
+    exclude: list[str] = field(default_factory=list)
+    shard: tuple[int, int] | None = None  # (index, count)
+
+    def accept(self, key: str) -> bool:
+        if self.include and not any(_glob(key, p) for p in self.include):
+            return False
+        if any(_glob(key, p) for p in self.exclude):
+            return False
+        return True
+
+
+def _glob(key: str, pattern: str) -> bool:
+    """``*.mp4`` matches at any depth (like rclone's basename rules); a pattern with '/' matches the key."""
+    if "/" in pattern:
+        return fnmatch.fnmatchcase(key, pattern)
+    return fnmatch.fnmatchcase(key.rsplit("/", 1)[-1], pattern) or fnmatch.fnmatchcase(key, pattern)
+
+
+@dataclass(slots=True)
+class Counters:
+    listed: int = 0
+    videos: int = 0
+    probed: int = 0
+    failed: int = 0
+    images: int = 0
+    dicom: int = 0
+    skipped: int = 0
+    cached: int = 0
+    bytes_fetched: int = 0
+    requests: int = 0
+    retries: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    @property
+    def done(self) -> int:
+        return self.probed + self.failed
+
+
+@dataclass(slots=True)
+class PipelineConfig:
+    concurrency: int = 64
+    sniff: bool = False
+    retries: int = 5
+    filters: Filters = field(default_factory=Filters)
+    parse_threads: int = 0  # 0: one per core
+    grace: float = 5.0  # seconds in-flight probes get to finish after a stop
+
+
+_DONE = object()
+
+
+class Pipeline:
+    def __init__(
+        self,
+        sources: list[Source],
+        sinks: SinkSet,
+        config: PipelineConfig,
+        on_result: Callable[[Result], None] | None = None,
+    ) -> None:
+        self.sources = sources
+        self.sinks = sinks
+        self.config = config
+        self.counters = Counters()
+        self.on_result = on_result
+        self.stopping = asyncio.Event()
+        self.interrupted = False
+        threads = config.parse_threads or max(1, os.cpu_count() or 1)
+        self.executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="ffmpeg")
+        n = max(1, config.concurrency)
+        self.work: asyncio.Queue[object] = asyncio.Queue(maxsize=n * 2)
+        self.results: asyncio.Queue[object] = asyncio.Queue(maxsize=n * 4)
+
+    def stop(self) -> None:
+        """Stop listing; let in-flight probes finish (up to ``grace`` seconds)."""
+        self.interrupted = True
+        self.stopping.set()
+
+    async def run(self) -> Counters:
+        n = max(1, self.config.concurrency)
+        writer = asyncio.create_task(self._writer(), name="writer")
+        workers = [asyncio.create_task(self._worker(), name=f"worker-{i}") for i in range(n)]
+        producer = asyncio.create_task(self._produce(), name="producer")
+        try:
+            stop_wait = asyncio.create_task(self.stopping.wait())
+            await asyncio.wait({producer, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
+            if producer.done():
+                stop_wait.cancel()
+                producer.result()  # re-raise a listing failure
+            else:
+                producer.cancel()
+                await asyncio.gather(producer, return_exceptions=True)
+            for _ in workers:
+                await self._put_work(_DONE)
+            if self.stopping.is_set():
+                _, pending = await asyncio.wait(workers, timeout=self.config.grace)
+                for task in pending:
+                    task.cancel()
+            await asyncio.gather(*workers, return_exceptions=not self.stopping.is_set())
+            await self.results.put(_DONE)
+            await writer
+        finally:
+            for task in (producer, *workers, writer):
+                if not task.done():
+                    task.cancel()
+            await asyncio.gather(producer, *workers, writer, return_exceptions=True)
+            self.executor.shutdown(wait=False, cancel_futures=True)
+        return self.counters
+
+    async def _put_work(self, item: object) -> None:
+        if self.stopping.is_set():
+            # drain queued entries nobody will start
+            while not self.work.empty():
+                self.work.get_nowait()
+        await self.work.put(item)
+
+    # -- stages ---------------------------------------------------------------------
+    async def _produce(self) -> None:
+        filters = self.config.filters
+        for source in self.sources:
+            async for entry in source.entries():
+                if self.stopping.is_set():
+                    return
+                if not filters.accept(entry.key):
+                    continue
+                self.counters.listed += 1
+                kind = classify(entry.key)
+                if kind is Kind.VIDEO or (kind is Kind.OTHER and self.config.sniff):
+                    self.counters.videos += kind is Kind.VIDEO
+                    await self.work.put((source, entry, kind))
+                elif kind is Kind.OTHER:
+                    await self.results.put(Result(entry, kind, Status.SKIPPED))
+                else:
+                    await self.results.put(Result(entry, kind, Status.OK))
+
+    async def _worker(self) -> None:
+        while True:
+            item = await self.work.get()
+            if item is _DONE:
+                return
+            if self.stopping.is_set():
+                continue
+            source, entry, kind = item  # type: ignore[misc]
+            result = await self.probe_one(source, entry, kind)
+            await self.results.put(result)
+
+    async def probe_one(self, source: Source, entry: Entry, kind: Kind) -> Result:
+        stats = ProbeStats()
+        retries = 0 if getattr(source, "retries_itself", False) else self.config.retries
+
+        def count_retry(_exc: BaseException) -> None:
+            self.counters.retries += 1
+
+        async def read(start: int, end: int) -> bytes:
+            return await with_retries(
+                lambda: source.read(entry, start, end), retries, on_retry=count_retry
+            )
+
+        started = time.perf_counter()
+        result = Result(entry, Kind.VIDEO if kind is Kind.OTHER else kind, Status.OK)
+        try:
+            result.metadata = await probe(
+                read,
+                entry.size,
+                extension(entry.key),
+                self.executor,
+                stats,
+                learn_size=lambda: entry.size,
+            )
+        except WrongKind as exc:
+            if kind is Kind.OTHER:  # --sniff found an image or a DICOM file
+                result.kind = Kind.IMAGE if exc.kind == "image" else Kind.DICOM
+            else:
+                result.status, result.error = Status.FAILED, str(exc)
+        except ObjectError as exc:
+            if kind is Kind.OTHER and exc.reason in ("not_media", "no_video", "empty"):
+                result.kind, result.status, result.error = Kind.OTHER, Status.SKIPPED, str(exc)
+            else:
+                result.status, result.error = Status.FAILED, str(exc)
+        result.bytes_fetched = stats.bytes_fetched
+        result.requests = stats.requests
+        result.round_trips = stats.round_trips
+        result.latency = time.perf_counter() - started
+        return result
+
+    async def _writer(self) -> None:
+        c = self.counters
+        while True:
+            item = await self.results.get()
+            if item is _DONE:
+                return
+            result: Result = item  # type: ignore[assignment]
+            if result.status is Status.FAILED:
+                c.failed += 1
+            elif result.status is Status.SKIPPED:
+                c.skipped += 1
+            elif result.kind is Kind.VIDEO:
+                c.probed += 1
+            elif result.kind is Kind.IMAGE:
+                c.images += 1
+            elif result.kind is Kind.DICOM:
+                c.dicom += 1
+            c.cached += result.cached
+            c.bytes_fetched += result.bytes_fetched
+            c.requests += result.requests
+            self.sinks.write(result)
+            if self.on_result is not None:
+                self.on_result(result)

@@ -1,0 +1,51 @@
+"""One retry policy for every backend: exponential backoff with full jitter,
+honouring ``Retry-After``; no retry on 4xx (but 408/429)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
+from tenacity.wait import wait_random_exponential
+
+from prober.errors import ObjectError
+
+T = TypeVar("T")
+
+_jitter = wait_random_exponential(multiplier=0.2, max=20)
+
+
+def _is_retryable(exc: BaseException) -> bool:
+    return isinstance(exc, ObjectError) and exc.retryable
+
+
+def _wait(state: RetryCallState) -> float:
+    exc = state.outcome.exception() if state.outcome else None
+    backoff = _jitter(state)
+    if isinstance(exc, ObjectError) and exc.retry_after is not None:
+        return max(min(exc.retry_after, 60.0), backoff * 0.1)
+    return backoff
+
+
+async def with_retries(
+    call: Callable[[], Awaitable[T]],
+    retries: int,
+    on_retry: Callable[[BaseException], None] | None = None,
+) -> T:
+    def before_sleep(state: RetryCallState) -> None:
+        if on_retry and state.outcome is not None:
+            exc = state.outcome.exception()
+            if exc is not None:
+                on_retry(exc)
+
+    async for attempt in AsyncRetrying(
+        stop=stop_after_attempt(retries + 1),
+        wait=_wait,
+        retry=retry_if_exception(_is_retryable),
+        reraise=True,
+        before_sleep=before_sleep,
+    ):
+        with attempt:
+            return await call()
+    raise AssertionError("unreachable")

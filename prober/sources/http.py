@@ -1,0 +1,156 @@
+"""Objects named by http(s) URLs: one URL on the command line, or ``--urls FILE|-``.
+
+No listing: the size is learnt from the first ranged GET's ``Content-Range``.
+A server that ignores ``Range`` and answers 200 is read only as far as needed,
+then the connection is dropped: never a full download.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import AsyncIterator
+from typing import TextIO
+from urllib.parse import urlsplit
+
+import aiohttp
+
+from prober.errors import HttpStatusError, ObjectError, UsageError
+from prober.model import Entry
+from prober.sources.context import SourceContext
+from prober.urls import key_from_url_path
+
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+
+def entry_for_url(url: str) -> Entry:
+    parts = urlsplit(url)
+    key = key_from_url_path(parts.path)
+    return Entry(url=url, key=key or parts.netloc, size=None, handle=url)
+
+
+class HttpSource:
+    """A single http(s) URL."""
+
+    def __init__(self, spec: str, ctx: SourceContext) -> None:
+        self.name = spec
+        self.ctx = ctx
+
+    async def entries(self) -> AsyncIterator[Entry]:
+        yield entry_for_url(self.name)
+
+    async def read(self, entry: Entry, start: int, end: int) -> bytes:
+        return await http_range(self.ctx.http(), entry, start, end)
+
+    async def close(self) -> None:
+        return None
+
+
+class UrlListSource(HttpSource):
+    """``--urls FILE`` (``-`` for stdin): one URL a line; blank lines and ``#`` comments skipped."""
+
+    async def entries(self) -> AsyncIterator[Entry]:
+        try:
+            fh = sys.stdin if self.name == "-" else await asyncio.to_thread(_open_text, self.name)
+        except OSError as exc:
+            raise UsageError(f"--urls {self.name}: {exc.strerror}") from None
+        try:
+            while lines := await asyncio.to_thread(fh.readlines, 1 << 16):
+                for raw in lines:
+                    line = raw.strip()
+                    if not line or line.startswith("#"):
+                        continue
+                    if not line.startswith(("http://", "https://")):
+                        raise UsageError(f"--urls {self.name}: not an http(s) URL: {line[:80]}")
+                    yield entry_for_url(line)
+        finally:
+            if fh is not sys.stdin:
+                fh.close()
+
+
+def _open_text(path: str) -> TextIO:
+    return open(path, encoding="utf-8")
+
+
+async def http_range(session: aiohttp.ClientSession, entry: Entry, start: int, end: int) -> bytes:
+    headers = {"Range": f"bytes={start}-{end - 1}", "Accept-Encoding": "identity"}
+    if entry.etag and not entry.etag.startswith("W/"):
+        headers["If-Match"] = f'"{entry.etag}"'  # a change between reads is an error, not a mix
+    try:
+        async with session.get(entry.handle, headers=headers, allow_redirects=True) as resp:
+            if resp.status == 206:
+                total = _total_from_content_range(resp.headers.get("Content-Range", ""))
+                if total is not None:
+                    entry.size = total
+                _learn_etag(entry, resp.headers)
+                return await resp.content.read()
+            if resp.status == 200:
+                # the server ignored Range: take what we need, then drop the connection
+                length = resp.content_length
+                if length is not None:
+                    entry.size = length
+                _learn_etag(entry, resp.headers)
+                data = (
+                    await resp.content.readexactly(min(end, length))
+                    if length is not None
+                    else await _read_upto(resp, end)
+                )
+                resp.close()
+                return data[start:end]
+            if resp.status == 416:
+                total = _total_from_content_range(resp.headers.get("Content-Range", ""))
+                entry.size = total if total is not None else 0
+                return b""
+            if resp.status == 412:
+                raise ObjectError(
+                    "changed", "changed: the object changed while being probed (ETag)", status=412
+                )
+            raise HttpStatusError(
+                resp.status,
+                resp.reason or "",
+                retry_after=_retry_after(resp.headers.get("Retry-After")),
+            )
+    except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
+        raise ObjectError("network", f"network: connection failed ({type(exc).__name__})") from None
+    except TimeoutError:
+        raise ObjectError("timeout", "timeout: no answer in time") from None
+    except asyncio.IncompleteReadError:
+        raise ObjectError("network", "network: connection closed mid-body") from None
+
+
+async def _read_upto(resp: aiohttp.ClientResponse, n: int) -> bytes:
+    buf = bytearray()
+    async for chunk in resp.content.iter_chunked(65536):
+        buf += chunk
+        if len(buf) >= n:
+            break
+    return bytes(buf)
+
+
+def _learn_etag(entry: Entry, headers: object) -> None:
+    if entry.etag is None:
+        etag = getattr(headers, "get", lambda _k: None)("ETag")
+        if etag:
+            entry.etag = etag.strip('"')
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds or an HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        from datetime import UTC, datetime
+        from email.utils import parsedate_to_datetime
+
+        return max(0.0, (parsedate_to_datetime(value) - datetime.now(UTC)).total_seconds())
+    except (TypeError, ValueError):
+        return None
+
+
+def _total_from_content_range(value: str) -> int | None:
+    # "bytes 0-65535/1234567" or "bytes */1234"
+    _, _, total = value.rpartition("/")
+    return int(total) if total.isdigit() else None
