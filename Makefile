@@ -1,0 +1,61 @@
+# prober -- developer entry points. Everything runs from .venv/bin, no activation needed.
+SHELL := /bin/bash
+.DEFAULT_GOAL := test
+
+PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+RUFF := $(VENV)/bin/ruff
+INSTALL_STAMP := $(VENV)/.install-stamp
+
+AZURITE_VERSION := 3.35.0
+AZURITE_DIR := .cache/azurite
+AZURITE_STAMP := $(AZURITE_DIR)/.stamp-$(AZURITE_VERSION)
+
+LINT_PATHS := prober tests bench scripts
+
+.PHONY: install test run bench lint clean distclean
+
+install: $(INSTALL_STAMP) $(AZURITE_STAMP)
+
+$(PY):
+	@echo ">> creating $(VENV) with $(PYTHON)"
+	$(PYTHON) -m venv $(VENV)
+
+# re-install when the dependency list changes
+$(INSTALL_STAMP): pyproject.toml | $(PY)
+	@echo ">> installing prober (editable) with test extras"
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -e '.[test]'
+	@touch $@
+
+# Azurite (Azure Blob emulator) from npm; without npm the Azure tests are skipped
+$(AZURITE_STAMP):
+	@if command -v npm >/dev/null 2>&1; then \
+		echo ">> installing azurite@$(AZURITE_VERSION) into $(AZURITE_DIR)"; \
+		mkdir -p $(AZURITE_DIR) && \
+		npm install --prefix $(AZURITE_DIR) azurite@$(AZURITE_VERSION) --no-audit --no-fund --loglevel=error && \
+		touch $@; \
+	else \
+		echo ">> npm not found: skipping Azurite (Azure tests will be skipped)"; \
+	fi
+
+test: install
+	$(RUFF) check $(LINT_PATHS)
+	$(PY) -m pytest -q
+
+run: install
+	$(PY) scripts/demo.py
+
+bench: install
+	$(PY) bench/run.py
+
+lint: $(INSTALL_STAMP)
+	$(RUFF) check $(LINT_PATHS)
+
+clean:
+	rm -rf .pytest_cache .ruff_cache build dist *.egg-info .cache/media .cache/media.manifest.json demo-out
+	find . -path ./$(VENV) -prune -o -path ./.cache -prune -o -name __pycache__ -type d -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV) .cache
