@@ -129,7 +129,7 @@ class Pipeline:
                 _, pending = await asyncio.wait(workers, timeout=self.config.grace)
                 for task in pending:
                     task.cancel()
-            await asyncio.gather(*workers, return_exceptions=not self.stopping.is_set())
+            await asyncio.gather(*workers, return_exceptions=self.stopping.is_set())
             await self.results.put(_DONE)
             await writer
         finally:
