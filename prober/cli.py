@@ -14,17 +14,21 @@ import logging
 import signal
 import sys
 from collections.abc import Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from prober import __version__
+from prober.config import config_tokens, find_config
 from prober.errors import ProberError, UsageError
 from prober.pipeline import Filters, Pipeline, PipelineConfig
 from prober.progress import Progress, summary_line
 from prober.sinks import Sink, SinkSet
+from prober.sinks.client_metadata import ClientMetadata
+from prober.sinks.enrich import EnrichWriter
 from prober.sinks.report import FailuresWriter, ReportWriter
-from prober.sinks.spec import JsonSpecWriter, SpecOptions
+from prober.sinks.spec import CsvSpecWriter, JsonlSpecWriter, JsonSpecWriter, SpecOptions
 from prober.sources import SourceContext, SourceOptions, open_source, open_url_list
 from prober.sources.base import Source
+from prober.sources.enrich import EnrichSource, load_spec
 
 EXIT_OK, EXIT_FATAL, EXIT_USAGE, EXIT_PARTIAL = 0, 1, 2, 3
 EXIT_SIGINT, EXIT_SIGTERM = 130, 143
@@ -72,9 +76,16 @@ def build_parser() -> Parser:
     )
     out.add_argument(
         "--format",
-        choices=("json",),
+        choices=("json", "csv", "jsonl"),
         default=None,
         help="spec format (default: from the -o extension, else json)",
+    )
+    out.add_argument(
+        "--images",
+        choices=("single", "groups", "sequences"),
+        default="single",
+        help="images: one images[] entry each (default), or one image_groups / "
+        "image_sequences entry per folder",
     )
     out.add_argument("--failures", metavar="PATH", help="CSV objectUrl,error of failed objects")
     out.add_argument("--report", metavar="PATH", help="JSONL line per object with full metadata")
@@ -88,6 +99,23 @@ def build_parser() -> Parser:
         "--skip-duplicate-urls",
         action="store_true",
         help='set the spec\'s top-level "skip_duplicate_urls": true',
+    )
+    out.add_argument(
+        "--client-metadata",
+        metavar="FILE",
+        help='JSONL of {"objectUrl" or "key": ..., "clientMetadata": {...}} to merge',
+    )
+    out.add_argument(
+        "--enrich",
+        metavar="SPEC",
+        help="add/refresh videoMetadata in an existing spec (.json or .csv); "
+        "everything else is kept",
+    )
+    out.add_argument(
+        "--drop-failed",
+        action="store_true",
+        help="with --enrich: drop entries whose video failed (default: keep them "
+        "without videoMetadata)",
     )
     src = p.add_argument_group("sources")
     src.add_argument(
@@ -150,6 +178,11 @@ def build_parser() -> Parser:
         help="progress display (default: bar on a TTY, log lines otherwise)",
     )
     run.add_argument("--debug", action="store_true", help="tracebacks and debug logs")
+    run.add_argument(
+        "--config",
+        metavar="PATH",
+        help="read options from this TOML file (default: ./prober.toml when no SOURCE is given)",
+    )
     p.add_argument("--version", action="version", version=f"prober {__version__}")
     return p
 
@@ -193,9 +226,29 @@ def _setup_logging(args: argparse.Namespace) -> None:
         logging.getLogger(noisy).setLevel(logging.DEBUG if args.debug else logging.CRITICAL)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    """Flags, with prober.toml (or --config) underneath them."""
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
+    path = find_config(args.config, bool(args.sources or args.urls or args.enrich))
+    if path is None:
+        return args
+    tokens = config_tokens(path, parser, argv)
+    if args.sources and "--" in tokens:
+        tokens = tokens[: tokens.index("--")]  # sources on the command line replace the file's
+    if "--" in tokens:
+        cut = tokens.index("--")
+        return parser.parse_args(tokens[:cut] + argv + tokens[cut:])
+    return parser.parse_args(tokens + argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = parse_args(argv)
+    except UsageError as exc:
+        sys.stderr.write(f"prober: error: {exc}\n")
+        return EXIT_USAGE
     _setup_logging(args)
     try:
         return _run_loop(args)
@@ -227,22 +280,61 @@ def _run_loop(args: argparse.Namespace) -> int:
         return runner.run(run(args))
 
 
-def _open_sources(args: argparse.Namespace, ctx: SourceContext) -> list[Source]:
+def _open_sources(
+    args: argparse.Namespace, ctx: SourceContext, enrich_spec: dict[str, Any] | None
+) -> list[Source]:
+    if enrich_spec is not None:
+        if args.sources or args.urls:
+            raise UsageError("--enrich takes its objects from the spec: give no SOURCE or --urls")
+        return [EnrichSource(args.enrich, enrich_spec, ctx)]
     sources: list[Source] = [open_source(s, ctx) for s in args.sources]
     sources += [open_url_list(path, ctx) for path in args.urls]
     if not sources:
-        raise UsageError(f"no SOURCE given; {EXAMPLE}")
+        raise UsageError(
+            "no SOURCE given (on the command line or in prober.toml); "
+            f'{EXAMPLE}, or a prober.toml with sources = ["s3://my-bucket/clips/"]'
+        )
     if sum(1 for path in args.urls if path == "-") > 1:
         raise UsageError("--urls - (stdin) can be given once")
     return sources
 
 
-def _open_sinks(args: argparse.Namespace) -> list[Sink]:
+def _open_sinks(
+    args: argparse.Namespace, enrich_spec: dict[str, Any] | None, stack: contextlib.ExitStack
+) -> list[Sink]:
     fmt = args.format or _format_from_path(args.output)
-    if fmt != "json":
-        raise UsageError(f"--format {fmt} is not supported yet")
-    spec_opts = SpecOptions(title=args.title, skip_duplicate_urls=args.skip_duplicate_urls)
-    sinks: list[Sink] = [JsonSpecWriter(args.output, spec_opts)]
+    sinks: list[Sink] = []
+    if enrich_spec is not None:
+        if fmt != "json":
+            raise UsageError("--enrich writes a JSON spec (CSV cannot carry videoMetadata)")
+        sinks.append(EnrichWriter(args.output, enrich_spec, drop_failed=args.drop_failed))
+    else:
+        cm = None
+        if args.client_metadata:
+            cm = ClientMetadata(args.client_metadata)
+            stack.callback(cm.close)
+        spec_opts = SpecOptions(
+            images=args.images,
+            title=args.title,
+            skip_duplicate_urls=args.skip_duplicate_urls,
+            client_metadata=cm,
+        )
+        if fmt == "csv":
+            if args.skip_duplicate_urls:
+                raise UsageError(
+                    "--skip-duplicate-urls is a JSON spec flag; CSV has no place for it"
+                )
+            if args.client_metadata:
+                raise UsageError("--client-metadata needs a JSON spec; CSV has no place for it")
+            log.warning(
+                "CSV specs carry no videoMetadata: Encord will download and pre-process these "
+                "videos (use --format json to keep it)"
+            )
+            sinks.append(CsvSpecWriter(args.output, spec_opts))
+        elif fmt == "jsonl":
+            sinks.append(JsonlSpecWriter(args.output, spec_opts))
+        else:
+            sinks.append(JsonSpecWriter(args.output, spec_opts))
     if args.failures:
         sinks.append(FailuresWriter(args.failures))
     if args.report:
@@ -270,8 +362,12 @@ async def run(args: argparse.Namespace) -> int:
         concurrency=args.concurrency,
     )
     ctx = SourceContext(options)
-    sources = _open_sources(args, ctx)
-    sinks = SinkSet(_open_sinks(args))
+    if args.drop_failed and not args.enrich:
+        raise UsageError("--drop-failed goes with --enrich")
+    enrich_spec = load_spec(args.enrich) if args.enrich else None
+    sources = _open_sources(args, ctx, enrich_spec)
+    stack = contextlib.ExitStack()
+    sinks = SinkSet(_open_sinks(args, enrich_spec, stack))
     config = PipelineConfig(
         concurrency=args.concurrency,
         sniff=args.sniff,
@@ -317,11 +413,21 @@ async def run(args: argparse.Namespace) -> int:
             with contextlib.suppress(Exception):
                 await source.close()
         await ctx.close()
+        stack.close()
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.remove_signal_handler(sig)
 
     log.info("%s", summary_line(counters, pipeline.interrupted))
+    for sink in sinks.sinks:
+        refused = getattr(sink, "refused", None)
+        if refused and any(refused.values()):
+            log.warning(
+                "CSV cannot carry single images or DICOM series: left out %d images and %d DICOM "
+                "files (use --format json, or --images groups|sequences for images)",
+                refused["images"],
+                refused["dicom_series"],
+            )
     if received:
         return EXIT_SIGTERM if received[0] == signal.SIGTERM else EXIT_SIGINT
     if counters.failed:

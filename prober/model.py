@@ -29,7 +29,8 @@ class Entry:
     size: int | None = None
     etag: str | None = None
     handle: Any = None
-    extra: dict[str, Any] | None = None  # enrich: the original spec entry
+    kind: Kind | None = None  # set when the source knows better than the extension
+    extra: dict[str, Any] | None = None  # source-private bookkeeping (e.g. enrich index)
 
     @property
     def name(self) -> str:

@@ -157,7 +157,7 @@ class Pipeline:
                 if not filters.accept(entry.key):
                     continue
                 self.counters.listed += 1
-                kind = classify(entry.key)
+                kind = entry.kind or classify(entry.key)
                 if kind is Kind.VIDEO or (kind is Kind.OTHER and self.config.sniff):
                     self.counters.videos += kind is Kind.VIDEO
                     await self.work.put((source, entry, kind))

@@ -8,6 +8,7 @@ renames it into place. Memory does not grow with the number of objects.
 
 from __future__ import annotations
 
+import csv
 import os
 import re
 import shutil
@@ -20,6 +21,7 @@ import orjson
 
 from prober.model import Kind, Result, Status
 from prober.sinks.atomic import AtomicFile
+from prober.sinks.client_metadata import ClientMetadata
 
 SECTIONS = ("videos", "images", "image_groups", "image_sequences", "dicom_series")
 _DIGITS = re.compile(r"(\d+)")
@@ -40,10 +42,12 @@ class SpecOptions:
         images: str = "single",
         title: str = "name",
         skip_duplicate_urls: bool = False,
+        client_metadata: ClientMetadata | None = None,
     ) -> None:
         self.images = images
         self.title = title
         self.skip_duplicate_urls = skip_duplicate_urls
+        self.client_metadata = client_metadata
 
 
 class SpecBuilder:
@@ -62,19 +66,21 @@ class SpecBuilder:
             return None
         e = result.entry
         if result.kind is Kind.VIDEO and result.metadata is not None:
-            entry: dict[str, Any] = {"objectUrl": e.url}
-            title = self.title(e.key, e.name)
-            if title is not None:
-                entry["title"] = title
+            section = "videos"
+        elif result.kind is Kind.IMAGE and self.options.images == "single":
+            section = "images"
+        else:
+            return None
+        entry: dict[str, Any] = {"objectUrl": e.url}
+        title = self.title(e.key, e.name)
+        if title is not None:
+            entry["title"] = title
+        if result.metadata is not None:
             entry["videoMetadata"] = result.metadata.video_metadata()
-            return "videos", entry
-        if result.kind is Kind.IMAGE and self.options.images == "single":
-            entry = {"objectUrl": e.url}
-            title = self.title(e.key, e.name)
-            if title is not None:
-                entry["title"] = title
-            return "images", entry
-        return None
+        cm = self.options.client_metadata
+        if cm is not None and (meta := cm.lookup(e.url, e.key)) is not None:
+            entry["clientMetadata"] = meta
+        return section, entry
 
     def grouped(self, result: Result) -> tuple[str, str, str, str, str] | None:
         """(section, group id, title, sort key, url) for members of folder groups."""
@@ -139,52 +145,66 @@ def group_entry(section: str, title: str, urls: list[str]) -> dict[str, Any]:
     return entry
 
 
-class JsonSpecWriter:
-    """``--format json``: the Encord spec, streamed per top-level key."""
+class _SpoolingWriter:
+    """Shared by every spec format: single entries are emitted as they come, folder
+    groups are spooled and emitted at the end, in natural order."""
 
-    def __init__(self, path: str | None, options: SpecOptions) -> None:
-        self.path = path
+    def __init__(self, options: SpecOptions) -> None:
         self.options = options
         self.builder = SpecBuilder(options)
         self.tmpdir = tempfile.mkdtemp(prefix="prober-spec-")
-        self.parts: dict[str, IO[bytes]] = {}
-        self.counts: dict[str, int] = dict.fromkeys(SECTIONS, 0)
         self.spool = GroupSpool(self.tmpdir)
+        self.counts: dict[str, int] = dict.fromkeys(SECTIONS, 0)
 
-    def _part(self, section: str) -> IO[bytes]:
-        fh = self.parts.get(section)
-        if fh is None:
-            fh = open(os.path.join(self.tmpdir, section + ".part"), "w+b")
-            self.parts[section] = fh
-        return fh
+    def _emit(self, section: str, entry: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    def _finish(self, commit: bool) -> None:
+        raise NotImplementedError
 
     def write(self, result: Result) -> None:
         single = self.builder.single(result)
         if single is not None:
-            section, entry = single
-            fh = self._part(section)
-            if self.counts[section]:
-                fh.write(b",\n")
-            fh.write(b"    " + orjson.dumps(entry))
-            self.counts[section] += 1
+            self._emit(*single)
+            self.counts[single[0]] += 1
             return
         member = self.builder.grouped(result)
         if member is not None:
             self.spool.add(member)
 
-    def _groups(self) -> None:
-        for section in ("image_groups", "image_sequences", "dicom_series"):
-            for title, urls in self.spool.groups(section):
-                fh = self._part(section)
-                if self.counts[section]:
-                    fh.write(b",\n")
-                fh.write(b"    " + orjson.dumps(group_entry(section, title, urls)))
-                self.counts[section] += 1
-
     def close(self, commit: bool) -> None:
         try:
             if commit:
-                self._groups()
+                for section in ("image_groups", "image_sequences", "dicom_series"):
+                    for title, urls in self.spool.groups(section):
+                        self._emit(section, group_entry(section, title, urls))
+                        self.counts[section] += 1
+            self._finish(commit)
+        finally:
+            self.spool.close()
+            shutil.rmtree(self.tmpdir, ignore_errors=True)
+
+
+class JsonSpecWriter(_SpoolingWriter):
+    """``--format json``: the Encord spec, each top-level list spooled to its own file."""
+
+    def __init__(self, path: str | None, options: SpecOptions) -> None:
+        super().__init__(options)
+        self.path = path
+        self.parts: dict[str, IO[bytes]] = {}
+
+    def _emit(self, section: str, entry: dict[str, Any]) -> None:
+        fh = self.parts.get(section)
+        if fh is None:
+            fh = open(os.path.join(self.tmpdir, section + ".part"), "w+b")
+            self.parts[section] = fh
+        if self.counts[section]:
+            fh.write(b",\n")
+        fh.write(b"    " + orjson.dumps(entry))
+
+    def _finish(self, commit: bool) -> None:
+        try:
+            if commit:
                 out = AtomicFile(self.path)
                 try:
                     self._assemble(out.fh)
@@ -195,8 +215,6 @@ class JsonSpecWriter:
         finally:
             for fh in self.parts.values():
                 fh.close()
-            self.spool.close()
-            shutil.rmtree(self.tmpdir, ignore_errors=True)
 
     def _assemble(self, out: IO[str]) -> None:
         out.write("{\n")
@@ -217,6 +235,63 @@ class JsonSpecWriter:
         if self.options.skip_duplicate_urls:
             out.write(',\n  "skip_duplicate_urls": true')
         out.write("\n}\n")
+
+
+class JsonlSpecWriter(_SpoolingWriter):
+    """``--format jsonl``: one line per spec entry, ``{"section": ..., "entry": {...}}``.
+
+    For pipelines that stream specs; ``prober merge`` turns parts back into JSON.
+    """
+
+    def __init__(self, path: str | None, options: SpecOptions) -> None:
+        super().__init__(options)
+        self.out = AtomicFile(path)
+
+    def _emit(self, section: str, entry: dict[str, Any]) -> None:
+        self.out.fh.write(orjson.dumps({"section": section, "entry": entry}).decode() + "\n")
+
+    def _finish(self, commit: bool) -> None:
+        (self.out.commit if commit else self.out.abort)()
+
+
+class CsvSpecWriter(_SpoolingWriter):
+    """``--format csv``: Encord's CSV, ``ObjectUrl,Title,Create video``.
+
+    Videos are one row each (no videoMetadata: CSV has no column for it); image
+    groups and sequences one row per image with the group's title and ``false`` /
+    ``true``. CSV cannot carry single images or DICOM series: those are left out and
+    counted, and the CLI says so.
+    """
+
+    HEADER = ("ObjectUrl", "Title", "Create video")
+
+    def __init__(self, path: str | None, options: SpecOptions) -> None:
+        super().__init__(options)
+        self.out = AtomicFile(path, newline="")
+        self.csv = csv.writer(self.out.fh)
+        self.csv.writerow(self.HEADER)
+        self.refused: dict[str, int] = {"images": 0, "dicom_series": 0}
+
+    def write(self, result: Result) -> None:
+        if result.status is Status.OK and result.kind is Kind.DICOM:
+            self.refused["dicom_series"] += 1
+            return
+        super().write(result)
+
+    def _emit(self, section: str, entry: dict[str, Any]) -> None:
+        if section == "videos":
+            self.csv.writerow([entry["objectUrl"], entry.get("title", ""), ""])
+        elif section in ("image_groups", "image_sequences"):
+            create = "true" if section == "image_sequences" else "false"
+            i = 0
+            while (url := entry.get(f"objectUrl_{i}")) is not None:
+                self.csv.writerow([url, entry["title"], create])
+                i += 1
+        elif section == "images":
+            self.refused["images"] += 1
+
+    def _finish(self, commit: bool) -> None:
+        (self.out.commit if commit else self.out.abort)()
 
 
 def _copy_bytes(src: IO[bytes], out: IO[str]) -> None:

@@ -39,6 +39,9 @@ class HttpSource:
     async def entries(self) -> AsyncIterator[Entry]:
         yield entry_for_url(self.name)
 
+    def handle_for(self, key: str) -> str:
+        return key  # the URL itself
+
     async def read(self, entry: Entry, start: int, end: int) -> bytes:
         return await http_range(self.ctx.http(), entry, start, end)
 

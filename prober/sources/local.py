@@ -56,13 +56,19 @@ class LocalSource:
             handle=str(path),
         )
 
+    def handle_for(self, key: str) -> str:
+        return str(self.root / key)
+
     async def read(self, entry: Entry, start: int, end: int) -> bytes:
         try:
-            return await asyncio.to_thread(_pread, entry.handle, start, end - start)
+            data, size = await asyncio.to_thread(_pread, entry.handle, start, end - start)
         except FileNotFoundError:
             raise ObjectError("http", "not found (deleted since listing)", status=404) from None
         except PermissionError:
             raise ObjectError("http", "permission denied", status=403) from None
+        if entry.size is None:
+            entry.size = size
+        return data
 
     async def close(self) -> None:
         return None
@@ -98,9 +104,9 @@ def _take(
     return out
 
 
-def _pread(path: str, offset: int, length: int) -> bytes:
+def _pread(path: str, offset: int, length: int) -> tuple[bytes, int]:
     fd = os.open(path, os.O_RDONLY)
     try:
-        return os.pread(fd, length, offset)
+        return os.pread(fd, length, offset), os.fstat(fd).st_size
     finally:
         os.close(fd)

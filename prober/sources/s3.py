@@ -4,14 +4,23 @@ Listing: paginated ``list_objects_v2``, streamed. Reads: ``get_object`` with a
 ``Range`` header. Endpoint and credentials follow botocore's own chain
 (``AWS_ENDPOINT_URL``/``AWS_ENDPOINT_URL_S3``, ``AWS_PROFILE``, ``AWS_REGION`` …);
 ``--endpoint-url`` overrides the endpoint.
+
+Two variants share the client code:
+
+* :class:`ObsSource` -- Open Telekom Cloud OBS (``obs://bucket[/prefix]``) through its
+  S3-compatible API on ``https://obs.REGION.otc.t-systems.com``.
+* :class:`MrapSource` -- an S3 Multi-Region Access Point given by its ARN
+  (``arn:aws:s3::ACCOUNT:accesspoint/ALIAS.mrap[/prefix]``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 from collections.abc import AsyncIterator, Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
@@ -19,6 +28,7 @@ from botocore.exceptions import (
     BotoCoreError,
     ClientError,
     EndpointConnectionError,
+    MissingDependencyException,
     NoCredentialsError,
     PartialCredentialsError,
 )
@@ -48,18 +58,27 @@ def prefix_matches(key: str, prefix: str) -> bool:
 
 class S3Source:
     scheme = "s3://"
+    label = "S3"  # for messages
+    url_styles: tuple[str, ...] = URL_STYLES  # the first is the default
+    credentials_hint = "no AWS credentials found (set AWS_PROFILE or AWS_ACCESS_KEY_ID)"
 
     def __init__(self, spec: str, ctx: SourceContext) -> None:
         self.name = spec
         self.ctx = ctx
-        self.bucket, self.prefix = split_bucket(spec, self.scheme)
-        style = ctx.options.url_style or "virtual"
-        if style not in URL_STYLES:
-            raise UsageError(f"--url-style {style!r} is not one of {', '.join(URL_STYLES)} for S3")
+        self.bucket, self.prefix = self.parse(spec)
+        style = ctx.options.url_style or self.url_styles[0]
+        if style not in self.url_styles:
+            raise UsageError(
+                f"--url-style {style!r} is not one of {', '.join(self.url_styles)} for {self.label}"
+            )
         self.url_style = style
         self._stack = contextlib.AsyncExitStack()
         self._client: Any = None
         self.region: str | None = None
+
+    def parse(self, spec: str) -> tuple[str, str]:
+        """(bucket, prefix) of a SOURCE argument."""
+        return split_bucket(spec, self.scheme)
 
     # -- client -------------------------------------------------------------------
     def endpoint(self) -> str | None:
@@ -73,17 +92,18 @@ class S3Source:
             max_pool_connections=max(self.ctx.options.concurrency, 10),
         )
 
+    def client_kwargs(self) -> dict[str, Any]:
+        return {
+            "endpoint_url": self.endpoint(),
+            "region_name": self.ctx.options.region or _env_region(),
+            "config": self.client_config(),
+        }
+
     async def client(self) -> Any:
         if self._client is None:
             session = get_session()
-            region = self.ctx.options.region or _env_region()
             self._client = await self._stack.enter_async_context(
-                session.create_client(
-                    "s3",
-                    endpoint_url=self.endpoint(),
-                    region_name=region,
-                    config=self.client_config(),
-                )
+                session.create_client("s3", **self.client_kwargs())
             )
         return self._client
 
@@ -157,12 +177,14 @@ class S3Source:
         await self._stack.aclose()
 
     # -- errors ---------------------------------------------------------------------
+    def what(self) -> str:
+        """The listed container, for messages."""
+        return f"bucket {self.bucket!r}"
+
     def _fatal(self, exc: Exception) -> FatalError:
         where = self.name
         if isinstance(exc, NoCredentialsError | PartialCredentialsError):
-            return FatalError(
-                f"{where}: no AWS credentials found (set AWS_PROFILE or AWS_ACCESS_KEY_ID)"
-            )
+            return FatalError(f"{where}: {self.credentials_hint}")
         if isinstance(exc, EndpointConnectionError):
             return FatalError(
                 f"{where}: cannot reach the endpoint {exc.kwargs.get('endpoint_url', '')}"
@@ -170,9 +192,9 @@ class S3Source:
         if isinstance(exc, ClientError):
             code = _code(exc)
             if code in ("NoSuchBucket", "404"):
-                return FatalError(f"{where}: bucket {self.bucket!r} does not exist")
+                return FatalError(f"{where}: {self.what()} does not exist")
             if code in ("AccessDenied", "403", "AllAccessDisabled"):
-                return FatalError(f"{where}: access denied listing bucket {self.bucket!r}")
+                return FatalError(f"{where}: access denied listing {self.what()}")
             if code in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken"):
                 return FatalError(f"{where}: credentials rejected ({code})")
             return FatalError(f"{where}: listing failed ({code})")
@@ -190,3 +212,158 @@ def _env_region() -> str | None:
 
 
 UrlBuilder = Callable[[str], str]
+
+
+# ---------------------------------------------------------------------------- OBS
+OBS_DEFAULT_REGION = "eu-de"
+_OBS_HOST = re.compile(r"(?:^|\.)obs\.([a-z0-9-]+)\.otc\.t-systems\.com$")
+
+
+class ObsSource(S3Source):
+    """Open Telekom Cloud OBS through its S3-compatible API.
+
+    Endpoint: ``--endpoint-url``, else ``https://obs.REGION.otc.t-systems.com``. Region:
+    ``--region``, else the one in an ``obs.REGION.otc.t-systems.com`` endpoint, else
+    ``eu-de``. Credentials: ``OBS_ACCESS_KEY_ID``/``OBS_SECRET_ACCESS_KEY``
+    (``OBS_SECURITY_TOKEN``) when set, else botocore's chain. objectUrl:
+    ``https://bucket.obs.REGION.otc.t-systems.com/key`` (``--url-style path``:
+    ``https://obs.REGION.otc.t-systems.com/bucket/key``), whatever endpoint is read from.
+    """
+
+    scheme = "obs://"
+    label = "OBS"
+    url_styles = ("virtual", "path")
+    credentials_hint = (
+        "no OBS credentials found (set OBS_ACCESS_KEY_ID and OBS_SECRET_ACCESS_KEY, "
+        "or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)"
+    )
+
+    def obs_region(self) -> str:
+        if self.ctx.options.region:
+            return self.ctx.options.region
+        endpoint = self.ctx.options.endpoint_url
+        if endpoint:
+            match = _OBS_HOST.search((urlsplit(endpoint).hostname or "").lower())
+            if match:
+                return match.group(1)
+        return OBS_DEFAULT_REGION
+
+    def endpoint(self) -> str:
+        # always explicit: AWS_ENDPOINT_URL is meant for AWS, not for OBS
+        return self.ctx.options.endpoint_url or f"https://obs.{self.obs_region()}.otc.t-systems.com"
+
+    def client_config(self) -> AioConfig:
+        host = (urlsplit(self.endpoint()).hostname or "").lower()
+        s3 = {"addressing_style": "virtual"} if host.endswith(".otc.t-systems.com") else {}
+        return self_config(self, s3)
+
+    def client_kwargs(self) -> dict[str, Any]:
+        kwargs = super().client_kwargs()
+        kwargs["region_name"] = self.obs_region()
+        key, secret = os.environ.get("OBS_ACCESS_KEY_ID"), os.environ.get("OBS_SECRET_ACCESS_KEY")
+        if key and secret:
+            kwargs["aws_access_key_id"] = key
+            kwargs["aws_secret_access_key"] = secret
+            kwargs["aws_session_token"] = os.environ.get("OBS_SECURITY_TOKEN") or None
+        return kwargs
+
+    async def detect_region(self) -> str:
+        # no GetBucketLocation: the region is configured (or OBS's default)
+        if self.region is None:
+            self.region = self.obs_region()
+        return self.region
+
+    def object_url(self, key: str) -> str:
+        region = self.region or self.obs_region()
+        k = encode_key(key)
+        if self.url_style == "path":
+            return f"https://obs.{region}.otc.t-systems.com/{self.bucket}/{k}"
+        return f"https://{self.bucket}.obs.{region}.otc.t-systems.com/{k}"
+
+
+def self_config(source: S3Source, s3: dict[str, Any]) -> AioConfig:
+    """The S3 client config for S3-compatible stores: checksums only when required."""
+    opts = source.ctx.options
+    return AioConfig(
+        retries={"max_attempts": opts.retries + 1, "mode": "standard"},
+        connect_timeout=opts.timeout,
+        read_timeout=opts.timeout,
+        max_pool_connections=max(opts.concurrency, 10),
+        request_checksum_calculation="when_required",
+        response_checksum_validation="when_required",
+        s3=s3 or None,
+    )
+
+
+# ---------------------------------------------------------------------------- MRAP
+MRAP_ARN = re.compile(
+    r"^(arn:(aws|aws-cn|aws-us-gov):s3::(\d{12}):accesspoint/([a-z0-9][a-z0-9-]*\.mrap))"
+    r"(?:/(.*))?$"
+)
+
+
+def is_mrap_arn(spec: str) -> bool:
+    return MRAP_ARN.match(spec) is not None
+
+
+class MrapSource(S3Source):
+    """An S3 Multi-Region Access Point, given by its ARN.
+
+    Listing and reads pass the ARN as the ``Bucket`` (botocore routes it to
+    ``ALIAS.accesspoint.s3-global.amazonaws.com`` and signs with SigV4A, which needs
+    ``botocore[crt]``). objectUrl: the ARN, ``/``, the percent-encoded key, as Encord
+    documents for Multi-Region Access Points.
+
+    Under an endpoint override (``--endpoint-url``, ``AWS_ENDPOINT_URL``…; an emulator
+    or an S3-compatible gateway standing in for the access point) requests go to the
+    bucket named by the ARN's resource (``ALIAS.mrap``) on that endpoint with plain
+    SigV4: emulators such as moto do not implement access points.
+    """
+
+    scheme = "arn:"
+    label = "a Multi-Region Access Point"
+    url_styles = ("arn",)
+
+    def parse(self, spec: str) -> tuple[str, str]:
+        match = MRAP_ARN.match(spec)
+        if match is None:
+            raise UsageError(
+                f"{spec}: not an S3 Multi-Region Access Point ARN "
+                "(arn:aws:s3::ACCOUNT:accesspoint/ALIAS.mrap[/prefix])"
+            )
+        self.arn, _partition, self.account, self.alias, prefix = match.groups()
+        return self.arn, prefix or ""
+
+    async def client(self) -> Any:
+        if self._client is None:
+            client = await super().client()
+            if _is_custom_endpoint(client.meta.endpoint_url):
+                self.bucket = self.alias
+        return self._client
+
+    async def detect_region(self) -> str:
+        # an access point spans regions; GetBucketLocation does not apply
+        if self.region is None:
+            self.region = self.ctx.options.region or _env_region() or "us-east-1"
+        return self.region
+
+    def object_url(self, key: str) -> str:
+        return f"{self.arn}/{encode_key(key)}"
+
+    def what(self) -> str:
+        if self.bucket == self.alias:
+            return f"bucket {self.bucket!r} (standing in for {self.arn})"
+        return f"access point {self.arn}"
+
+    def _fatal(self, exc: Exception) -> FatalError:
+        if isinstance(exc, MissingDependencyException):
+            return FatalError(
+                f"{self.name}: Multi-Region Access Points need SigV4A signing: "
+                "pip install 'botocore[crt]'"
+            )
+        return super()._fatal(exc)
+
+
+def _is_custom_endpoint(url: str | None) -> bool:
+    host = (urlsplit(url or "").hostname or "").lower()
+    return not (host.endswith(".amazonaws.com") or host.endswith(".amazonaws.com.cn"))
