@@ -12,7 +12,7 @@ AZURITE_VERSION := 3.35.0
 AZURITE_DIR := .cache/azurite
 AZURITE_STAMP := $(AZURITE_DIR)/.stamp-$(AZURITE_VERSION)
 
-LINT_PATHS := prober tests bench scripts
+LINT_PATHS := $(wildcard prober tests bench scripts)
 
 .PHONY: install test run bench lint clean distclean
 
