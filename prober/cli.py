@@ -29,6 +29,7 @@ from prober.sinks.spec import CsvSpecWriter, JsonlSpecWriter, JsonSpecWriter, Sp
 from prober.sources import SourceContext, SourceOptions, open_source, open_url_list
 from prober.sources.base import Source
 from prober.sources.enrich import EnrichSource, load_spec
+from prober.state import StateStore
 
 EXIT_OK, EXIT_FATAL, EXIT_USAGE, EXIT_PARTIAL = 0, 1, 2, 3
 EXIT_SIGINT, EXIT_SIGTERM = 130, 143
@@ -179,6 +180,11 @@ def build_parser() -> Parser:
     )
     run.add_argument("--debug", action="store_true", help="tracebacks and debug logs")
     run.add_argument(
+        "--state",
+        metavar="PATH",
+        help="SQLite file of results: reruns skip unchanged objects, interrupted runs resume",
+    )
+    run.add_argument(
         "--config",
         metavar="PATH",
         help="read options from this TOML file (default: ./prober.toml when no SOURCE is given)",
@@ -223,7 +229,8 @@ def _setup_logging(args: argparse.Namespace) -> None:
     root.setLevel(logging.WARNING if not args.debug else logging.DEBUG)
     log.setLevel(level)
     for noisy in ("aiobotocore", "botocore", "aiohttp", "urllib3", "azure", "asyncio"):
-        logging.getLogger(noisy).setLevel(logging.DEBUG if args.debug else logging.CRITICAL)
+        # never DEBUG: client libraries log request headers (signatures) at that level
+        logging.getLogger(noisy).setLevel(logging.WARNING if args.debug else logging.CRITICAL)
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -368,7 +375,11 @@ async def run(args: argparse.Namespace) -> int:
     sources = _open_sources(args, ctx, enrich_spec)
     stack = contextlib.ExitStack()
     sinks = SinkSet(_open_sinks(args, enrich_spec, stack))
+    state = StateStore(args.state) if args.state else None
+    if state is not None:
+        await state.open()
     config = PipelineConfig(
+        state=state,
         concurrency=args.concurrency,
         sniff=args.sniff,
         retries=args.retries,
@@ -413,6 +424,8 @@ async def run(args: argparse.Namespace) -> int:
             with contextlib.suppress(Exception):
                 await source.close()
         await ctx.close()
+        if state is not None:
+            await state.close()
         stack.close()
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):

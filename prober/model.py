@@ -30,6 +30,7 @@ class Entry:
     etag: str | None = None
     handle: Any = None
     kind: Kind | None = None  # set when the source knows better than the extension
+    seq: int = 0  # position in the listing: specs are written in listing order
     extra: dict[str, Any] | None = None  # source-private bookkeeping (e.g. enrich index)
 
     @property

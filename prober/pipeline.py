@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import fnmatch
+import logging
 import os
 import time
 from collections.abc import Callable
@@ -18,11 +19,15 @@ from dataclasses import dataclass, field
 
 from prober.classify import classify, extension
 from prober.errors import ObjectError, WrongKind
+from prober.limiter import AdaptiveLimiter
 from prober.model import Entry, Kind, Result, Status
 from prober.probe import ProbeStats, probe
 from prober.retry import with_retries
 from prober.sinks import SinkSet
 from prober.sources.base import Source
+from prober.state import StateStore
+
+log = logging.getLogger("prober")
 
 
 @dataclass(slots=True)
@@ -78,6 +83,7 @@ class PipelineConfig:
     filters: Filters = field(default_factory=Filters)
     parse_threads: int = 0  # 0: one per core
     grace: float = 5.0  # seconds in-flight probes get to finish after a stop
+    state: StateStore | None = None
 
 
 _DONE = object()
@@ -101,6 +107,7 @@ class Pipeline:
         threads = config.parse_threads or max(1, os.cpu_count() or 1)
         self.executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="ffmpeg")
         n = max(1, config.concurrency)
+        self.limiter = AdaptiveLimiter(n)
         self.work: asyncio.Queue[object] = asyncio.Queue(maxsize=n * 2)
         self.results: asyncio.Queue[object] = asyncio.Queue(maxsize=n * 4)
 
@@ -157,6 +164,7 @@ class Pipeline:
                 if not filters.accept(entry.key):
                     continue
                 self.counters.listed += 1
+                entry.seq = self.counters.listed
                 kind = entry.kind or classify(entry.key)
                 if kind is Kind.VIDEO or (kind is Kind.OTHER and self.config.sniff):
                     self.counters.videos += kind is Kind.VIDEO
@@ -177,17 +185,43 @@ class Pipeline:
             result = await self.probe_one(source, entry, kind)
             await self.results.put(result)
 
+    async def _cached(self, source: Source, entry: Entry) -> Result | None:
+        """The stored result for an unchanged object (--state), learning ETag/size if needed."""
+        state = self.config.state
+        if state is None:
+            return None
+        stat = getattr(source, "stat", None)
+        if (entry.size is None or entry.etag is None) and stat is not None:
+            try:
+                await with_retries(lambda: stat(entry), self.config.retries)
+            except ObjectError:
+                return None  # the probe will meet and report the same problem
+        return await state.lookup(entry)
+
     async def probe_one(self, source: Source, entry: Entry, kind: Kind) -> Result:
+        cached = await self._cached(source, entry)
+        if cached is not None:
+            return cached
         stats = ProbeStats()
         retries = 0 if getattr(source, "retries_itself", False) else self.config.retries
+        limiter = self.limiter
 
-        def count_retry(_exc: BaseException) -> None:
+        def on_retry(exc: BaseException) -> None:
             self.counters.retries += 1
+            if isinstance(exc, ObjectError) and exc.status in (429, 503):
+                before = limiter.limit
+                limiter.throttled()
+                if limiter.limit < before:
+                    log.debug("store throttles: concurrency lowered to %d", limiter.limit)
+
+        async def attempt(start: int, end: int) -> bytes:
+            async with limiter:
+                data = await source.read(entry, start, end)
+            limiter.succeeded()
+            return data
 
         async def read(start: int, end: int) -> bytes:
-            return await with_retries(
-                lambda: source.read(entry, start, end), retries, on_retry=count_retry
-            )
+            return await with_retries(lambda: attempt(start, end), retries, on_retry=on_retry)
 
         started = time.perf_counter()
         result = Result(entry, Kind.VIDEO if kind is Kind.OTHER else kind, Status.OK)
@@ -237,5 +271,7 @@ class Pipeline:
             c.bytes_fetched += result.bytes_fetched
             c.requests += result.requests
             self.sinks.write(result)
+            if self.config.state is not None and (result.requests or result.bytes_fetched):
+                await self.config.state.record(result)
             if self.on_result is not None:
                 self.on_result(result)

@@ -45,6 +45,8 @@ def summary_line(c: Counters, interrupted: bool = False) -> str:
     parts.append(f"{c.skipped:,} skipped")
     if c.cached:
         parts.append(f"{c.cached:,} unchanged (from state)")
+    if c.retries:
+        parts.append(f"{c.retries:,} retries")
     head = "PARTIAL (interrupted): " if interrupted else ""
     return (
         f"{head}{', '.join(parts)} in {c.elapsed:.1f} s "

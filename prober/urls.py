@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from urllib.parse import quote, unquote, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, unquote, urlsplit, urlunsplit
 
 # '/' stays the separator; everything else that is not unreserved is encoded, so a
 # '+' becomes %2B (S3 reads a raw '+' in a path as a space) and '#', '?', '%' survive.
@@ -26,3 +26,23 @@ def redact(url: str) -> str:
     netloc = parts.netloc.rsplit("@", 1)[-1]
     query = "REDACTED" if parts.query else ""
     return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+
+
+# query parameters that make a URL a credential: S3/GCS presigned URLs, Azure SAS
+SIGNATURE_PARAMS = frozenset(
+    {"x-amz-signature", "x-amz-credential", "x-amz-security-token", "x-goog-signature",
+     "x-goog-credential", "signature", "sig", "googleaccessid", "awsaccesskeyid"}
+)  # fmt: skip
+
+
+def is_signed(url: str) -> bool:
+    query = urlsplit(url).query
+    return bool(query) and any(k.lower() in SIGNATURE_PARAMS for k, _ in parse_qsl(query))
+
+
+def object_url(url: str) -> str:
+    """The URL to write in a spec: signed queries dropped, stray spaces encoded."""
+    if is_signed(url):
+        parts = urlsplit(url)
+        url = urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+    return url.replace(" ", "%20")

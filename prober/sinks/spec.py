@@ -15,7 +15,7 @@ import shutil
 import sqlite3
 import tempfile
 from collections.abc import Iterator
-from typing import IO, Any
+from typing import Any
 
 import orjson
 
@@ -97,22 +97,30 @@ class SpecBuilder:
         return section, group, folder_of(e.key) or "/", natural_key(e.name), e.url
 
 
-class GroupSpool:
-    """Members of folder groups, kept on disk until the end."""
+class Spool:
+    """Entries on disk until the end: single entries by listing order, group members
+    by folder. Results arrive in completion order; specs come out in listing order."""
 
     def __init__(self, folder: str) -> None:
-        self.path = os.path.join(folder, "groups.sqlite")
+        self.path = os.path.join(folder, "spool.sqlite")
         self.db = sqlite3.connect(self.path)
         self.db.execute("PRAGMA journal_mode=OFF")
         self.db.execute("PRAGMA synchronous=OFF")
+        self.db.execute("CREATE TABLE s (section TEXT, seq INTEGER, entry BLOB)")
         self.db.execute(
             "CREATE TABLE m (section TEXT, grp TEXT, title TEXT, sortkey TEXT, url TEXT)"
         )
-        self.count = 0
+
+    def add_single(self, section: str, seq: int, entry: dict[str, Any]) -> None:
+        self.db.execute("INSERT INTO s VALUES (?,?,?)", (section, seq, orjson.dumps(entry)))
+
+    def singles(self, section: str) -> Iterator[bytes]:
+        cur = self.db.execute("SELECT entry FROM s WHERE section=? ORDER BY seq", (section,))
+        for (blob,) in cur:
+            yield blob
 
     def add(self, row: tuple[str, str, str, str, str]) -> None:
         self.db.execute("INSERT INTO m VALUES (?,?,?,?,?)", row)
-        self.count += 1
 
     def groups(self, section: str) -> Iterator[tuple[str, list[str]]]:
         cur = self.db.execute(
@@ -146,112 +154,102 @@ def group_entry(section: str, title: str, urls: list[str]) -> dict[str, Any]:
 
 
 class _SpoolingWriter:
-    """Shared by every spec format: single entries are emitted as they come, folder
-    groups are spooled and emitted at the end, in natural order."""
+    """Shared by every spec format: results are spooled as they arrive; ``close``
+    reads them back in order (listing order; groups by folder, members in natural
+    order) and the format writes them out."""
 
     def __init__(self, options: SpecOptions) -> None:
         self.options = options
         self.builder = SpecBuilder(options)
         self.tmpdir = tempfile.mkdtemp(prefix="prober-spec-")
-        self.spool = GroupSpool(self.tmpdir)
-        self.counts: dict[str, int] = dict.fromkeys(SECTIONS, 0)
-
-    def _emit(self, section: str, entry: dict[str, Any]) -> None:
-        raise NotImplementedError
-
-    def _finish(self, commit: bool) -> None:
-        raise NotImplementedError
+        self.spool = Spool(self.tmpdir)
 
     def write(self, result: Result) -> None:
         single = self.builder.single(result)
         if single is not None:
-            self._emit(*single)
-            self.counts[single[0]] += 1
+            self.spool.add_single(single[0], result.entry.seq, single[1])
             return
         member = self.builder.grouped(result)
         if member is not None:
             self.spool.add(member)
 
+    def entries(self, section: str) -> Iterator[bytes]:
+        """Serialized entries of one top-level list, in order."""
+        if section in ("videos", "images"):
+            yield from self.spool.singles(section)
+            return
+        for title, urls in self.spool.groups(section):
+            yield orjson.dumps(group_entry(section, title, urls))
+
+    def _finish(self, out: AtomicFile) -> None:
+        raise NotImplementedError
+
+    def _open(self) -> AtomicFile:
+        raise NotImplementedError
+
     def close(self, commit: bool) -> None:
         try:
             if commit:
-                for section in ("image_groups", "image_sequences", "dicom_series"):
-                    for title, urls in self.spool.groups(section):
-                        self._emit(section, group_entry(section, title, urls))
-                        self.counts[section] += 1
-            self._finish(commit)
+                out = self._open()
+                try:
+                    self._finish(out)
+                    out.commit()
+                except BaseException:
+                    out.abort()
+                    raise
         finally:
             self.spool.close()
             shutil.rmtree(self.tmpdir, ignore_errors=True)
 
 
 class JsonSpecWriter(_SpoolingWriter):
-    """``--format json``: the Encord spec, each top-level list spooled to its own file."""
+    """``--format json``: the Encord spec, one entry per line."""
 
     def __init__(self, path: str | None, options: SpecOptions) -> None:
         super().__init__(options)
         self.path = path
-        self.parts: dict[str, IO[bytes]] = {}
 
-    def _emit(self, section: str, entry: dict[str, Any]) -> None:
-        fh = self.parts.get(section)
-        if fh is None:
-            fh = open(os.path.join(self.tmpdir, section + ".part"), "w+b")
-            self.parts[section] = fh
-        if self.counts[section]:
-            fh.write(b",\n")
-        fh.write(b"    " + orjson.dumps(entry))
+    def _open(self) -> AtomicFile:
+        return AtomicFile(self.path)
 
-    def _finish(self, commit: bool) -> None:
-        try:
-            if commit:
-                out = AtomicFile(self.path)
-                try:
-                    self._assemble(out.fh)
-                    out.commit()
-                except BaseException:
-                    out.abort()
-                    raise
-        finally:
-            for fh in self.parts.values():
-                fh.close()
-
-    def _assemble(self, out: IO[str]) -> None:
-        out.write("{\n")
-        first = True
+    def _finish(self, out: AtomicFile) -> None:
+        fh = out.fh
+        fh.write("{\n")
+        first_section = True
         for section in SECTIONS:
-            if section not in ("videos", "images") and not self.counts[section]:
-                continue
-            out.write(("" if first else ",\n") + f'  "{section}": [')
-            first = False
-            fh = self.parts.get(section)
-            if fh is not None and self.counts[section]:
-                out.write("\n")
-                out.flush()
-                fh.seek(0)
-                _copy_bytes(fh, out)
-                out.write("\n  ")
-            out.write("]")
+            first = True
+            for blob in self.entries(section):
+                if first:
+                    fh.write(("" if first_section else ",\n") + f'  "{section}": [\n    ')
+                    first = first_section = False
+                else:
+                    fh.write(",\n    ")
+                fh.write(blob.decode())
+            if first and section in ("videos", "images"):  # always present, maybe empty
+                fh.write(("" if first_section else ",\n") + f'  "{section}": []')
+                first_section = False
+            elif not first:
+                fh.write("\n  ]")
         if self.options.skip_duplicate_urls:
-            out.write(',\n  "skip_duplicate_urls": true')
-        out.write("\n}\n")
+            fh.write(',\n  "skip_duplicate_urls": true')
+        fh.write("\n}\n")
 
 
 class JsonlSpecWriter(_SpoolingWriter):
-    """``--format jsonl``: one line per spec entry, ``{"section": ..., "entry": {...}}``.
-
-    For pipelines that stream specs; ``prober merge`` turns parts back into JSON.
-    """
+    """``--format jsonl``: one line per spec entry, ``{"section": ..., "entry": {...}}``."""
 
     def __init__(self, path: str | None, options: SpecOptions) -> None:
         super().__init__(options)
-        self.out = AtomicFile(path)
+        self.path = path
 
-    def _emit(self, section: str, entry: dict[str, Any]) -> None:
-        self.out.fh.write(orjson.dumps({"section": section, "entry": entry}).decode() + "\n")
+    def _open(self) -> AtomicFile:
+        return AtomicFile(self.path)
 
-    def _finish(self, commit: bool) -> None:
-        (self.out.commit if commit else self.out.abort)()
+    def _finish(self, out: AtomicFile) -> None:
+        for section in SECTIONS:
+            prefix = f'{{"section":"{section}","entry":'
+            for blob in self.entries(section):
+                out.fh.write(prefix + blob.decode() + "}\n")
 
 
 class CsvSpecWriter(_SpoolingWriter):
@@ -267,39 +265,32 @@ class CsvSpecWriter(_SpoolingWriter):
 
     def __init__(self, path: str | None, options: SpecOptions) -> None:
         super().__init__(options)
-        self.out = AtomicFile(path, newline="")
-        self.csv = csv.writer(self.out.fh)
-        self.csv.writerow(self.HEADER)
+        self.path = path
         self.refused: dict[str, int] = {"images": 0, "dicom_series": 0}
 
     def write(self, result: Result) -> None:
         if result.status is Status.OK and result.kind is Kind.DICOM:
             self.refused["dicom_series"] += 1
-            return
-        super().write(result)
-
-    def _emit(self, section: str, entry: dict[str, Any]) -> None:
-        if section == "videos":
-            self.csv.writerow([entry["objectUrl"], entry.get("title", ""), ""])
-        elif section in ("image_groups", "image_sequences"):
-            create = "true" if section == "image_sequences" else "false"
-            i = 0
-            while (url := entry.get(f"objectUrl_{i}")) is not None:
-                self.csv.writerow([url, entry["title"], create])
-                i += 1
-        elif section == "images":
+        elif (
+            result.status is Status.OK
+            and result.kind is Kind.IMAGE
+            and (self.options.images == "single")
+        ):
             self.refused["images"] += 1
+        else:
+            super().write(result)
 
-    def _finish(self, commit: bool) -> None:
-        (self.out.commit if commit else self.out.abort)()
+    def _open(self) -> AtomicFile:
+        return AtomicFile(self.path, newline="")
 
-
-def _copy_bytes(src: IO[bytes], out: IO[str]) -> None:
-    buffer = getattr(out, "buffer", None)
-    if buffer is not None:
-        out.flush()
-        shutil.copyfileobj(src, buffer)
-        buffer.flush()
-        return
-    while chunk := src.read(1 << 20):
-        out.write(chunk.decode("utf-8"))
+    def _finish(self, out: AtomicFile) -> None:
+        writer = csv.writer(out.fh)
+        writer.writerow(self.HEADER)
+        for blob in self.entries("videos"):
+            entry = orjson.loads(blob)
+            writer.writerow([entry["objectUrl"], entry.get("title", ""), ""])
+        for section in ("image_groups", "image_sequences"):
+            create = "true" if section == "image_sequences" else "false"
+            for title, urls in self.spool.groups(section):
+                for url in urls:
+                    writer.writerow([url, title, create])

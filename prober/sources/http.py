@@ -18,15 +18,16 @@ import aiohttp
 from prober.errors import HttpStatusError, ObjectError, UsageError
 from prober.model import Entry
 from prober.sources.context import SourceContext
-from prober.urls import key_from_url_path
+from prober.urls import key_from_url_path, object_url
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 
 def entry_for_url(url: str) -> Entry:
+    """The objectUrl drops a signature query (it is a credential); reads use the full URL."""
     parts = urlsplit(url)
     key = key_from_url_path(parts.path)
-    return Entry(url=url, key=key or parts.netloc, size=None, handle=url)
+    return Entry(url=object_url(url), key=key or parts.netloc, size=None, handle=url)
 
 
 class HttpSource:
@@ -44,6 +45,10 @@ class HttpSource:
 
     async def read(self, entry: Entry, start: int, end: int) -> bytes:
         return await http_range(self.ctx.http(), entry, start, end)
+
+    async def stat(self, entry: Entry) -> None:
+        """HEAD: learn size and ETag (for --state), without a byte of the body."""
+        await http_head(self.ctx.http(), entry)
 
     async def close(self) -> None:
         return None
@@ -119,6 +124,24 @@ async def http_range(session: aiohttp.ClientSession, entry: Entry, start: int, e
         raise ObjectError("timeout", "timeout: no answer in time") from None
     except asyncio.IncompleteReadError:
         raise ObjectError("network", "network: connection closed mid-body") from None
+
+
+async def http_head(session: aiohttp.ClientSession, entry: Entry) -> None:
+    try:
+        async with session.head(entry.handle, allow_redirects=True) as resp:
+            if resp.status >= 400:
+                raise HttpStatusError(
+                    resp.status,
+                    resp.reason or "",
+                    retry_after=_retry_after(resp.headers.get("Retry-After")),
+                )
+            if resp.content_length is not None:
+                entry.size = resp.content_length
+            _learn_etag(entry, resp.headers)
+    except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
+        raise ObjectError("network", f"network: connection failed ({type(exc).__name__})") from None
+    except TimeoutError:
+        raise ObjectError("timeout", "timeout: no answer in time") from None
 
 
 async def _read_upto(resp: aiohttp.ClientResponse, n: int) -> bytes:

@@ -1,0 +1,145 @@
+"""``--state PATH``: results keyed by (objectUrl, ETag/generation, size), in SQLite (WAL).
+
+A rerun looks every listed object up before touching the store: unchanged ones reuse
+their stored result without fetching a byte, new or changed ones are probed. Results
+are written in small batches as they arrive, so a run that is interrupted resumes
+where it stopped. Transport failures (HTTP errors, timeouts) are not remembered — the
+next run tries again; content failures (corrupt, truncated, not media) are, since an
+unchanged object will fail the same way.
+
+All SQLite work runs on one dedicated thread, off the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import orjson
+
+from prober.errors import FatalError
+from prober.model import Entry, Kind, Metadata, Result, Status
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS results (
+    url TEXT PRIMARY KEY,
+    etag TEXT,
+    size INTEGER,
+    kind TEXT NOT NULL,
+    status TEXT NOT NULL,
+    error TEXT,
+    metadata BLOB,
+    probed_at REAL NOT NULL
+);
+"""
+# failures worth remembering for an unchanged object: its bytes will not change
+STICKY_ERRORS = ("empty", "truncated", "corrupt", "not a", "no video")
+FLUSH_EVERY = 256
+FLUSH_SECONDS = 1.0
+
+
+class StateStore:
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="state")
+        self._db: sqlite3.Connection | None = None
+        self._pending: list[tuple[Any, ...]] = []
+        self._last_flush = time.monotonic()
+        self.hits = 0
+
+    async def open(self) -> None:
+        try:
+            await self._run(self._open)
+        except sqlite3.Error as exc:
+            raise FatalError(f"--state {self.path}: cannot open ({exc})") from None
+
+    def _open(self) -> None:
+        db = sqlite3.connect(self.path, isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.execute("PRAGMA busy_timeout=10000")
+        db.executescript(SCHEMA)
+        self._db = db
+
+    async def _run(self, fn: Any, *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+
+    # -- lookups ------------------------------------------------------------------------
+    async def lookup(self, entry: Entry) -> Result | None:
+        """The stored result if the object is unchanged (same ETag and size)."""
+        row = await self._run(self._get, entry.url)
+        if row is None:
+            return None
+        etag, size, kind, status, error, metadata = row
+        if etag != entry.etag or size != entry.size or entry.size is None:
+            return None
+        result = Result(entry, Kind(kind), Status(status), error=error, cached=True)
+        if metadata is not None:
+            result.metadata = Metadata(**orjson.loads(metadata))
+        self.hits += 1
+        return result
+
+    def _get(self, url: str) -> tuple[Any, ...] | None:
+        assert self._db is not None
+        row: tuple[Any, ...] | None = self._db.execute(
+            "SELECT etag, size, kind, status, error, metadata FROM results WHERE url=?", (url,)
+        ).fetchone()
+        return row
+
+    # -- writes -------------------------------------------------------------------------
+    async def record(self, result: Result) -> None:
+        """Remember a fresh result; flushed in batches (and by ``close``)."""
+        if result.cached or not _worth_keeping(result):
+            return
+        e = result.entry
+        metadata = orjson.dumps(_metadata_dict(result.metadata)) if result.metadata else None
+        self._pending.append(
+            (
+                e.url,
+                e.etag,
+                e.size,
+                result.kind.value,
+                result.status.value,
+                result.error,
+                metadata,
+                time.time(),
+            )
+        )
+        now = time.monotonic()
+        if len(self._pending) >= FLUSH_EVERY or now - self._last_flush >= FLUSH_SECONDS:
+            await self.flush()
+
+    async def flush(self) -> None:
+        if not self._pending:
+            return
+        batch, self._pending = self._pending, []
+        self._last_flush = time.monotonic()
+        await self._run(self._write, batch)
+
+    def _write(self, batch: list[tuple[Any, ...]]) -> None:
+        assert self._db is not None
+        with self._db:
+            self._db.execute("BEGIN")
+            self._db.executemany("INSERT OR REPLACE INTO results VALUES (?,?,?,?,?,?,?,?)", batch)
+
+    async def close(self) -> None:
+        try:
+            await self.flush()
+            if self._db is not None:
+                await self._run(self._db.close)
+        finally:
+            self._pool.shutdown(wait=True)
+
+
+def _worth_keeping(result: Result) -> bool:
+    if result.status is Status.FAILED:
+        return (result.error or "").startswith(STICKY_ERRORS)
+    return True
+
+
+def _metadata_dict(metadata: Metadata | None) -> dict[str, Any]:
+    assert metadata is not None
+    return {f: getattr(metadata, f) for f in Metadata.__slots__}  # type: ignore[attr-defined]
