@@ -21,6 +21,7 @@ from prober.config import config_tokens, find_config
 from prober.errors import ProberError, UsageError
 from prober.pipeline import Filters, Pipeline, PipelineConfig
 from prober.progress import Progress, summary_line
+from prober.shard import parse_shard
 from prober.sinks import Sink, SinkSet
 from prober.sinks.client_metadata import ClientMetadata
 from prober.sinks.enrich import EnrichWriter
@@ -180,6 +181,12 @@ def build_parser() -> Parser:
     )
     run.add_argument("--debug", action="store_true", help="tracebacks and debug logs")
     run.add_argument(
+        "--shard",
+        metavar="I/N",
+        help="take shard I of N (0-based) by a stable hash of the key; join parts with "
+        "'prober merge'",
+    )
+    run.add_argument(
         "--state",
         metavar="PATH",
         help="SQLite file of results: reruns skip unchanged objects, interrupted runs resume",
@@ -251,6 +258,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["merge"]:
+        from prober.merge import main as merge_main
+
+        return merge_main(argv[1:])
     try:
         args = parse_args(argv)
     except UsageError as exc:
@@ -320,11 +332,20 @@ def _open_sinks(
         if args.client_metadata:
             cm = ClientMetadata(args.client_metadata)
             stack.callback(cm.close)
+        header = None
+        if args.shard:
+            index, count = parse_shard(args.shard)
+            header = {
+                "sources": [*args.sources, *(f"--urls {u}" for u in args.urls)],
+                "images": args.images,
+                "shard": [index, count],
+            }
         spec_opts = SpecOptions(
             images=args.images,
             title=args.title,
             skip_duplicate_urls=args.skip_duplicate_urls,
             client_metadata=cm,
+            header=header,
         )
         if fmt == "csv":
             if args.skip_duplicate_urls:
@@ -383,7 +404,12 @@ async def run(args: argparse.Namespace) -> int:
         concurrency=args.concurrency,
         sniff=args.sniff,
         retries=args.retries,
-        filters=Filters(include=args.include, exclude=args.exclude),
+        filters=Filters(
+            include=args.include,
+            exclude=args.exclude,
+            shard=parse_shard(args.shard) if args.shard else None,
+            group_images=args.images != "single",
+        ),
     )
     pipeline = Pipeline(sources, sinks, config)
     progress = Progress(pipeline.counters, "none" if args.quiet else args.progress)

@@ -23,6 +23,7 @@ from prober.limiter import AdaptiveLimiter
 from prober.model import Entry, Kind, Result, Status
 from prober.probe import ProbeStats, probe
 from prober.retry import with_retries
+from prober.shard import folder_key, shard_of
 from prober.sinks import SinkSet
 from prober.sources.base import Source
 from prober.state import StateStore
@@ -35,6 +36,7 @@ class Filters:
     include: list[str] = field(default_factory=list)
     exclude: list[str] = field(default_factory=list)
     shard: tuple[int, int] | None = None  # (index, count)
+    group_images: bool = False  # images form folder groups: shard them by folder
 
     def accept(self, key: str) -> bool:
         if self.include and not any(_glob(key, p) for p in self.include):
@@ -42,6 +44,13 @@ class Filters:
         if any(_glob(key, p) for p in self.exclude):
             return False
         return True
+
+    def in_shard(self, key: str, kind: Kind) -> bool:
+        if self.shard is None:
+            return True
+        index, count = self.shard
+        grouped = kind is Kind.DICOM or (kind is Kind.IMAGE and self.group_images)
+        return shard_of(folder_key(key) if grouped else key, count) == index
 
 
 def _glob(key: str, pattern: str) -> bool:
@@ -163,9 +172,11 @@ class Pipeline:
                     return
                 if not filters.accept(entry.key):
                     continue
+                kind = entry.kind or classify(entry.key)
+                if not filters.in_shard(entry.key, kind):
+                    continue
                 self.counters.listed += 1
                 entry.seq = self.counters.listed
-                kind = entry.kind or classify(entry.key)
                 if kind is Kind.VIDEO or (kind is Kind.OTHER and self.config.sniff):
                     self.counters.videos += kind is Kind.VIDEO
                     await self.work.put((source, entry, kind))

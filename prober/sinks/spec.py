@@ -24,6 +24,8 @@ from prober.sinks.atomic import AtomicFile
 from prober.sinks.client_metadata import ClientMetadata
 
 SECTIONS = ("videos", "images", "image_groups", "image_sequences", "dicom_series")
+GROUP_SECTIONS = ("image_groups", "image_sequences", "dicom_series")
+HEADER_KEY = "_prober"
 _DIGITS = re.compile(r"(\d+)")
 
 
@@ -43,11 +45,13 @@ class SpecOptions:
         title: str = "name",
         skip_duplicate_urls: bool = False,
         client_metadata: ClientMetadata | None = None,
+        header: dict[str, Any] | None = None,
     ) -> None:
         self.images = images
         self.title = title
         self.skip_duplicate_urls = skip_duplicate_urls
         self.client_metadata = client_metadata
+        self.header = header  # "_prober" key of shard parts, for `prober merge`
 
 
 class SpecBuilder:
@@ -106,13 +110,21 @@ class Spool:
         self.db = sqlite3.connect(self.path)
         self.db.execute("PRAGMA journal_mode=OFF")
         self.db.execute("PRAGMA synchronous=OFF")
-        self.db.execute("CREATE TABLE s (section TEXT, seq INTEGER, entry BLOB)")
+        # an objectUrl is written once per list, whichever sources or parts repeat it
         self.db.execute(
-            "CREATE TABLE m (section TEXT, grp TEXT, title TEXT, sortkey TEXT, url TEXT)"
+            "CREATE TABLE s (section TEXT, seq INTEGER, url TEXT, entry BLOB,"
+            " UNIQUE (section, url))"
+        )
+        self.db.execute(
+            "CREATE TABLE m (section TEXT, grp TEXT, title TEXT, sortkey TEXT, url TEXT,"
+            " UNIQUE (section, grp, url))"
         )
 
     def add_single(self, section: str, seq: int, entry: dict[str, Any]) -> None:
-        self.db.execute("INSERT INTO s VALUES (?,?,?)", (section, seq, orjson.dumps(entry)))
+        self.db.execute(
+            "INSERT OR IGNORE INTO s VALUES (?,?,?,?)",
+            (section, seq, entry["objectUrl"], orjson.dumps(entry)),
+        )
 
     def singles(self, section: str) -> Iterator[bytes]:
         cur = self.db.execute("SELECT entry FROM s WHERE section=? ORDER BY seq", (section,))
@@ -120,7 +132,7 @@ class Spool:
             yield blob
 
     def add(self, row: tuple[str, str, str, str, str]) -> None:
-        self.db.execute("INSERT INTO m VALUES (?,?,?,?,?)", row)
+        self.db.execute("INSERT OR IGNORE INTO m VALUES (?,?,?,?,?)", row)
 
     def groups(self, section: str) -> Iterator[tuple[str, list[str]]]:
         cur = self.db.execute(
@@ -216,6 +228,9 @@ class JsonSpecWriter(_SpoolingWriter):
         fh = out.fh
         fh.write("{\n")
         first_section = True
+        if self.options.header is not None:
+            fh.write(f'  "{HEADER_KEY}": ' + orjson.dumps(self.options.header).decode())
+            first_section = False
         for section in SECTIONS:
             first = True
             for blob in self.entries(section):
