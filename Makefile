@@ -24,9 +24,9 @@ $(PY):
 
 # re-install when the dependency list changes
 $(INSTALL_STAMP): pyproject.toml | $(PY)
-	@echo ">> installing prober (editable) with test extras"
+	@echo ">> installing prober (editable) with the test and ray extras"
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -e '.[test]'
+	$(PY) -m pip install -e '.[test,ray]'
 	@touch $@
 
 # Azurite (Azure Blob emulator) from npm; without npm the Azure tests are skipped

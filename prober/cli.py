@@ -14,7 +14,7 @@ import logging
 import signal
 import sys
 from collections.abc import Sequence
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from prober import __version__
 from prober.config import config_tokens, find_config
@@ -31,6 +31,9 @@ from prober.sources import SourceContext, SourceOptions, open_source, open_url_l
 from prober.sources.base import Source
 from prober.sources.enrich import EnrichSource, load_spec
 from prober.state import StateStore
+
+if TYPE_CHECKING:
+    from prober.ray_engine import RayPipeline
 
 EXIT_OK, EXIT_FATAL, EXIT_USAGE, EXIT_PARTIAL = 0, 1, 2, 3
 EXIT_SIGINT, EXIT_SIGTERM = 130, 143
@@ -180,6 +183,24 @@ def build_parser() -> Parser:
         help="progress display (default: bar on a TTY, log lines otherwise)",
     )
     run.add_argument("--debug", action="store_true", help="tracebacks and debug logs")
+    run.add_argument(
+        "--engine",
+        choices=("local", "ray"),
+        default="local",
+        help="local: this process (default); ray: fan out over a Ray cluster "
+        "(pip install 'prober[ray]')",
+    )
+    run.add_argument(
+        "--ray-address",
+        metavar="ADDR",
+        help="Ray cluster to join (default: start a local Ray)",
+    )
+    run.add_argument(
+        "--ray-tasks",
+        type=_positive_int,
+        metavar="N",
+        help="Ray tasks, each probing a hash shard (default: the cluster's CPUs)",
+    )
     run.add_argument(
         "--shard",
         metavar="I/N",
@@ -379,8 +400,8 @@ def _format_from_path(path: str) -> str:
     return "json"
 
 
-async def run(args: argparse.Namespace) -> int:
-    options = SourceOptions(
+def source_options(args: argparse.Namespace) -> SourceOptions:
+    return SourceOptions(
         endpoint_url=args.endpoint_url,
         url_style=args.url_style,
         url_prefix=args.url_prefix,
@@ -389,7 +410,27 @@ async def run(args: argparse.Namespace) -> int:
         retries=args.retries,
         concurrency=args.concurrency,
     )
-    ctx = SourceContext(options)
+
+
+def pipeline_config(
+    args: argparse.Namespace, state: StateStore | None, shard: tuple[int, int] | None
+) -> PipelineConfig:
+    return PipelineConfig(
+        state=state,
+        concurrency=args.concurrency,
+        sniff=args.sniff,
+        retries=args.retries,
+        filters=Filters(
+            include=args.include,
+            exclude=args.exclude,
+            shard=shard,
+            group_images=args.images != "single",
+        ),
+    )
+
+
+async def run(args: argparse.Namespace) -> int:
+    ctx = SourceContext(source_options(args))
     if args.drop_failed and not args.enrich:
         raise UsageError("--drop-failed goes with --enrich")
     enrich_spec = load_spec(args.enrich) if args.enrich else None
@@ -399,19 +440,14 @@ async def run(args: argparse.Namespace) -> int:
     state = StateStore(args.state) if args.state else None
     if state is not None:
         await state.open()
-    config = PipelineConfig(
-        state=state,
-        concurrency=args.concurrency,
-        sniff=args.sniff,
-        retries=args.retries,
-        filters=Filters(
-            include=args.include,
-            exclude=args.exclude,
-            shard=parse_shard(args.shard) if args.shard else None,
-            group_images=args.images != "single",
-        ),
-    )
-    pipeline = Pipeline(sources, sinks, config)
+    config = pipeline_config(args, state, parse_shard(args.shard) if args.shard else None)
+    pipeline: Pipeline | RayPipeline
+    if args.engine == "ray":
+        from prober.ray_engine import RayPipeline
+
+        pipeline = RayPipeline(args, sinks, config)
+    else:
+        pipeline = Pipeline(sources, sinks, config)
     progress = Progress(pipeline.counters, "none" if args.quiet else args.progress)
     loop = asyncio.get_running_loop()
     main_task = asyncio.current_task()

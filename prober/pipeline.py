@@ -83,6 +83,21 @@ class Counters:
     def done(self) -> int:
         return self.probed + self.failed
 
+    def add(self, result: Result) -> None:
+        if result.status is Status.FAILED:
+            self.failed += 1
+        elif result.status is Status.SKIPPED:
+            self.skipped += 1
+        elif result.kind is Kind.VIDEO:
+            self.probed += 1
+        elif result.kind is Kind.IMAGE:
+            self.images += 1
+        elif result.kind is Kind.DICOM:
+            self.dicom += 1
+        self.cached += result.cached
+        self.bytes_fetched += result.bytes_fetched
+        self.requests += result.requests
+
 
 @dataclass(slots=True)
 class PipelineConfig:
@@ -166,17 +181,19 @@ class Pipeline:
     # -- stages ---------------------------------------------------------------------
     async def _produce(self) -> None:
         filters = self.config.filters
+        position = 0
         for source in self.sources:
             async for entry in source.entries():
                 if self.stopping.is_set():
                     return
                 if not filters.accept(entry.key):
                     continue
+                position += 1  # in the whole listing, so shards and Ray keep listing order
                 kind = entry.kind or classify(entry.key)
                 if not filters.in_shard(entry.key, kind):
                     continue
                 self.counters.listed += 1
-                entry.seq = self.counters.listed
+                entry.seq = position
                 if kind is Kind.VIDEO or (kind is Kind.OTHER and self.config.sniff):
                     self.counters.videos += kind is Kind.VIDEO
                     await self.work.put((source, entry, kind))
@@ -262,27 +279,17 @@ class Pipeline:
         return result
 
     async def _writer(self) -> None:
-        c = self.counters
         while True:
             item = await self.results.get()
             if item is _DONE:
                 return
-            result: Result = item  # type: ignore[assignment]
-            if result.status is Status.FAILED:
-                c.failed += 1
-            elif result.status is Status.SKIPPED:
-                c.skipped += 1
-            elif result.kind is Kind.VIDEO:
-                c.probed += 1
-            elif result.kind is Kind.IMAGE:
-                c.images += 1
-            elif result.kind is Kind.DICOM:
-                c.dicom += 1
-            c.cached += result.cached
-            c.bytes_fetched += result.bytes_fetched
-            c.requests += result.requests
-            self.sinks.write(result)
-            if self.config.state is not None and (result.requests or result.bytes_fetched):
-                await self.config.state.record(result)
-            if self.on_result is not None:
-                self.on_result(result)
+            await self.deliver(item)  # type: ignore[arg-type]
+
+    async def deliver(self, result: Result) -> None:
+        """Count a result, hand it to the sinks and the state."""
+        self.counters.add(result)
+        self.sinks.write(result)
+        if self.config.state is not None and (result.requests or result.bytes_fetched):
+            await self.config.state.record(result)
+        if self.on_result is not None:
+            self.on_result(result)
