@@ -170,7 +170,8 @@ class _SpoolingWriter:
     reads them back in order (listing order; groups by folder, members in natural
     order) and the format writes them out."""
 
-    def __init__(self, options: SpecOptions) -> None:
+    def __init__(self, path: str | None, options: SpecOptions) -> None:
+        self.path = path
         self.options = options
         self.builder = SpecBuilder(options)
         self.tmpdir = tempfile.mkdtemp(prefix="prober-spec-")
@@ -197,7 +198,7 @@ class _SpoolingWriter:
         raise NotImplementedError
 
     def _open(self) -> AtomicFile:
-        raise NotImplementedError
+        return AtomicFile(self.path)
 
     def close(self, commit: bool) -> None:
         try:
@@ -216,13 +217,6 @@ class _SpoolingWriter:
 
 class JsonSpecWriter(_SpoolingWriter):
     """``--format json``: the Encord spec, one entry per line."""
-
-    def __init__(self, path: str | None, options: SpecOptions) -> None:
-        super().__init__(options)
-        self.path = path
-
-    def _open(self) -> AtomicFile:
-        return AtomicFile(self.path)
 
     def _finish(self, out: AtomicFile) -> None:
         fh = out.fh
@@ -253,13 +247,6 @@ class JsonSpecWriter(_SpoolingWriter):
 class JsonlSpecWriter(_SpoolingWriter):
     """``--format jsonl``: one line per spec entry, ``{"section": ..., "entry": {...}}``."""
 
-    def __init__(self, path: str | None, options: SpecOptions) -> None:
-        super().__init__(options)
-        self.path = path
-
-    def _open(self) -> AtomicFile:
-        return AtomicFile(self.path)
-
     def _finish(self, out: AtomicFile) -> None:
         for section in SECTIONS:
             prefix = f'{{"section":"{section}","entry":'
@@ -279,8 +266,7 @@ class CsvSpecWriter(_SpoolingWriter):
     HEADER = ("ObjectUrl", "Title", "Create video")
 
     def __init__(self, path: str | None, options: SpecOptions) -> None:
-        super().__init__(options)
-        self.path = path
+        super().__init__(path, options)
         self.refused: dict[str, int] = {"images": 0, "dicom_series": 0}
 
     def write(self, result: Result) -> None:
