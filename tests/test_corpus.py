@@ -77,6 +77,68 @@ def test_corpus_over_s3(moto_server, corpus_dir, corpus_expected, run_prober, tm
     )
 
 
+def test_corpus_over_gcs(gcs_server, corpus_dir, corpus_expected, run_prober, tmp_path):
+    gcs_server.create_bucket("corpus")
+    gcs_server.upload_tree("corpus", corpus_dir, prefix="")
+    out, rep, fail = tmp_path / "spec.json", tmp_path / "r.jsonl", tmp_path / "f.csv"
+    proc = run_prober(
+        "gs://corpus/",
+        "-o",
+        out,
+        "--report",
+        rep,
+        "--failures",
+        fail,
+        "--concurrency",
+        "256",
+        env=gcs_server.env(),
+    )
+    assert proc.returncode == 3, proc.stderr
+    report = read_report(rep)
+    report = {k: v for k, v in report.items() if k in corpus_expected}
+    assert check_corpus_report(report, corpus_expected) == []
+    spec = json.loads(out.read_text())
+    _spec_checks(spec, report)
+    failures = _failures(fail)
+    bad = [k for k, t in corpus_expected.items() if t["expect"] == "bad"]
+    assert {report[k]["objectUrl"] for k in bad} <= set(failures)
+    # gs://bucket/key (key percent-encoded) whatever endpoint prober read from
+    assert all(v["objectUrl"].startswith("gs://corpus/") for v in spec["videos"])
+    assert " " not in "".join(v["objectUrl"] for v in spec["videos"])
+
+
+def test_corpus_over_azure(azurite, corpus_dir, corpus_expected, run_prober, tmp_path):
+    azurite.create_container("corpus")
+    azurite.upload_tree("corpus", corpus_dir, prefix="")
+    out, rep, fail = tmp_path / "spec.json", tmp_path / "r.jsonl", tmp_path / "f.csv"
+    proc = run_prober(
+        "az://corpus/",
+        "-o",
+        out,
+        "--report",
+        rep,
+        "--failures",
+        fail,
+        "--concurrency",
+        "256",
+        env=azurite.env(),
+    )
+    assert proc.returncode == 3, proc.stderr
+    report = read_report(rep)
+    report = {k: v for k, v in report.items() if k in corpus_expected}
+    assert check_corpus_report(report, corpus_expected) == []
+    spec = json.loads(out.read_text())
+    _spec_checks(spec, report)
+    failures = _failures(fail)
+    bad = [k for k, t in corpus_expected.items() if t["expect"] == "bad"]
+    assert {report[k]["objectUrl"] for k in bad} <= set(failures)
+    # under an emulator, the objectUrl is the emulator's own account URL
+    assert all(
+        v["objectUrl"].startswith(f"{azurite.blob_endpoint}/corpus/") for v in spec["videos"]
+    )
+    assert " " not in "".join(v["objectUrl"] for v in spec["videos"])
+
+
 def test_corpus_over_http(http_store, corpus_dir, corpus_expected, run_prober, tmp_path):
     http_store.add_tree(corpus_dir)
     urls = tmp_path / "urls.txt"

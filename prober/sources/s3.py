@@ -136,6 +136,9 @@ class S3Source:
             return f"https://s3.{region}.amazonaws.com/{self.bucket}/{k}"
         return f"https://{self.bucket}.s3.{region}.amazonaws.com/{k}"
 
+    def handle_for(self, key: str) -> str:
+        return key
+
     # -- Source protocol ------------------------------------------------------------
     async def entries(self) -> AsyncIterator[Entry]:
         await self.detect_region()
@@ -163,6 +166,10 @@ class S3Source:
             resp = await client.get_object(
                 Bucket=self.bucket, Key=entry.handle, Range=f"bytes={start}-{end - 1}"
             )
+            if entry.size is None:  # a bare URL (--enrich): learn the size
+                total = str(resp.get("ContentRange") or "").rpartition("/")[2]
+                if total.isdigit():
+                    entry.size = int(total)
             async with resp["Body"] as body:
                 return await body.read()
         except ClientError as exc:
@@ -253,9 +260,20 @@ class ObsSource(S3Source):
         return self.ctx.options.endpoint_url or f"https://obs.{self.obs_region()}.otc.t-systems.com"
 
     def client_config(self) -> AioConfig:
+        opts = self.ctx.options
         host = (urlsplit(self.endpoint()).hostname or "").lower()
-        s3 = {"addressing_style": "virtual"} if host.endswith(".otc.t-systems.com") else {}
-        return self_config(self, s3)
+        return AioConfig(
+            retries={"max_attempts": opts.retries + 1, "mode": "standard"},
+            connect_timeout=opts.timeout,
+            read_timeout=opts.timeout,
+            max_pool_connections=max(opts.concurrency, 10),
+            # S3-compatible stores reject the flexible checksums newer botocore sends
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+            # OBS's own endpoints serve buckets as virtual hosts; others (gateways,
+            # emulators on an IP) keep botocore's choice
+            s3={"addressing_style": "virtual"} if host.endswith(".otc.t-systems.com") else None,
+        )
 
     def client_kwargs(self) -> dict[str, Any]:
         kwargs = super().client_kwargs()
@@ -279,20 +297,6 @@ class ObsSource(S3Source):
         if self.url_style == "path":
             return f"https://obs.{region}.otc.t-systems.com/{self.bucket}/{k}"
         return f"https://{self.bucket}.obs.{region}.otc.t-systems.com/{k}"
-
-
-def self_config(source: S3Source, s3: dict[str, Any]) -> AioConfig:
-    """The S3 client config for S3-compatible stores: checksums only when required."""
-    opts = source.ctx.options
-    return AioConfig(
-        retries={"max_attempts": opts.retries + 1, "mode": "standard"},
-        connect_timeout=opts.timeout,
-        read_timeout=opts.timeout,
-        max_pool_connections=max(opts.concurrency, 10),
-        request_checksum_calculation="when_required",
-        response_checksum_validation="when_required",
-        s3=s3 or None,
-    )
 
 
 # ---------------------------------------------------------------------------- MRAP
@@ -362,6 +366,42 @@ class MrapSource(S3Source):
                 "pip install 'botocore[crt]'"
             )
         return super()._fatal(exc)
+
+
+# ---------------------------------------------------------------------------- --enrich
+_S3_VIRTUAL_HOST = re.compile(r"^(.+)\.s3(?:[.-]([a-z0-9-]+))?\.amazonaws\.com(?:\.cn)?$")
+_S3_PATH_HOST = re.compile(r"^s3(?:[.-]([a-z0-9-]+))?\.amazonaws\.com(?:\.cn)?$")
+_OBS_VIRTUAL_HOST = re.compile(r"^(.+)\.obs\.([a-z0-9-]+)\.otc\.t-systems\.com$")
+
+
+def parse_object_url(url: str) -> tuple[str, str] | None:
+    """``(source spec, key)`` for an objectUrl this module writes: ``s3://``, the
+    amazonaws.com virtual-host and path forms, OBS's forms, a Multi-Region Access Point ARN."""
+    from urllib.parse import unquote
+
+    lower = url.lower()
+    if lower.startswith(("s3://", "obs://")):
+        scheme, _, rest = url.partition("://")
+        bucket, _, key = rest.partition("/")
+        return (f"{scheme.lower()}://{bucket}", unquote(key)) if bucket and key else None
+    match = MRAP_ARN.match(url)
+    if match is not None:
+        arn, key = match.group(1), match.group(5)
+        return (arn, unquote(key)) if key else None
+    if not lower.startswith("https://"):
+        return None
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    path = parts.path.lstrip("/")
+    if m := _S3_VIRTUAL_HOST.match(host):
+        return (f"s3://{m.group(1)}", unquote(path)) if path else None
+    if m := _OBS_VIRTUAL_HOST.match(host):
+        return (f"obs://{m.group(1)}", unquote(path)) if path else None
+    if _S3_PATH_HOST.match(host) or _OBS_HOST.search(host):
+        bucket, _, key = path.partition("/")
+        scheme = "obs" if host.endswith(".otc.t-systems.com") else "s3"
+        return (f"{scheme}://{bucket}", unquote(key)) if bucket and key else None
+    return None
 
 
 def _is_custom_endpoint(url: str | None) -> bool:
