@@ -28,13 +28,16 @@ from botocore.exceptions import (
     BotoCoreError,
     ClientError,
     EndpointConnectionError,
+    HTTPClientError,
     MissingDependencyException,
     NoCredentialsError,
     PartialCredentialsError,
 )
+from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from prober.errors import FatalError, HttpStatusError, ObjectError, UsageError
 from prober.model import Entry
+from prober.retry import with_retries
 from prober.sources.context import SourceContext
 from prober.urls import encode_key
 
@@ -85,8 +88,10 @@ class S3Source:
         return self.ctx.options.endpoint_url
 
     def client_config(self) -> AioConfig:
+        # botocore's own retries are off: prober's shared policy retries every backend
+        # alike (Retry-After, jitter) and lets the adaptive limiter see throttling
         return AioConfig(
-            retries={"max_attempts": self.ctx.options.retries + 1, "mode": "standard"},
+            retries={"max_attempts": 1, "mode": "standard"},
             connect_timeout=self.ctx.options.timeout,
             read_timeout=self.ctx.options.timeout,
             max_pool_connections=max(self.ctx.options.concurrency, 10),
@@ -143,38 +148,67 @@ class S3Source:
     async def entries(self) -> AsyncIterator[Entry]:
         await self.detect_region()
         client = await self.client()
-        paginator = client.get_paginator("list_objects_v2")
+        params: dict[str, Any] = {"Bucket": self.bucket, "Prefix": self.prefix, "MaxKeys": 1000}
+        while True:
+            page = await self._list_page(client, params)
+            for obj in page.get("Contents", ()):
+                key = obj["Key"]
+                if key.endswith("/") or not prefix_matches(key, self.prefix):
+                    continue  # folder markers
+                yield Entry(
+                    url=self.object_url(key),
+                    key=key,
+                    size=int(obj["Size"]),
+                    etag=(obj.get("ETag") or "").strip('"') or None,
+                    handle=key,
+                )
+            token = page.get("NextContinuationToken")
+            if not page.get("IsTruncated") or not token:
+                return
+            params["ContinuationToken"] = token
+
+    async def _list_page(self, client: Any, params: dict[str, Any]) -> dict[str, Any]:
+        """One listing page, retried like any read; a final failure ends the run."""
+
+        async def call() -> dict[str, Any]:
+            try:
+                page: dict[str, Any] = await client.list_objects_v2(**params)
+                return page
+            except ClientError as exc:
+                error = _object_error(exc)
+                if error.retryable:
+                    raise error from None
+                raise self._fatal(exc) from None
+            except EndpointConnectionError as exc:
+                where = exc.kwargs.get("endpoint_url", "")
+                raise ObjectError("network", f"cannot reach the endpoint {where}") from None
+            except (BotoConnectionError, HTTPClientError) as exc:
+                raise ObjectError("network", f"network: {type(exc).__name__}") from None
+            except BotoCoreError as exc:  # credentials, missing dependencies …
+                raise self._fatal(exc) from None
+
         try:
-            async for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix):
-                for obj in page.get("Contents", ()):
-                    key = obj["Key"]
-                    if key.endswith("/") or not prefix_matches(key, self.prefix):
-                        continue  # folder markers
-                    yield Entry(
-                        url=self.object_url(key),
-                        key=key,
-                        size=int(obj["Size"]),
-                        etag=(obj.get("ETag") or "").strip('"') or None,
-                        handle=key,
-                    )
-        except (ClientError, BotoCoreError) as exc:
-            raise self._fatal(exc) from None
+            return await with_retries(call, self.ctx.options.retries)
+        except ObjectError as exc:
+            raise FatalError(f"{self.name}: listing failed: {exc}") from None
 
     async def read(self, entry: Entry, start: int, end: int) -> bytes:
         client = await self.client()
+        extra = {"IfMatch": f'"{entry.etag}"'} if entry.etag else {}
         try:
             resp = await client.get_object(
-                Bucket=self.bucket, Key=entry.handle, Range=f"bytes={start}-{end - 1}"
+                Bucket=self.bucket, Key=entry.handle, Range=f"bytes={start}-{end - 1}", **extra
             )
             if entry.size is None:  # a bare URL (--enrich): learn the size
                 total = str(resp.get("ContentRange") or "").rpartition("/")[2]
                 if total.isdigit():
                     entry.size = int(total)
+            if entry.etag is None and resp.get("ETag"):
+                entry.etag = str(resp["ETag"]).strip('"')  # later reads must see the same object
             async with resp["Body"] as body:
                 return await body.read()
         except ClientError as exc:
-            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
-            raise HttpStatusError(int(status), _code(exc)) from None
+            raise _object_error(exc) from None
         except EndpointConnectionError:
             raise ObjectError("network", "network: cannot reach the endpoint") from None
         except BotoCoreError as exc:
@@ -206,6 +240,31 @@ class S3Source:
                 return FatalError(f"{where}: credentials rejected ({code})")
             return FatalError(f"{where}: listing failed ({code})")
         return FatalError(f"{where}: {type(exc).__name__}: {exc}")
+
+
+# error codes S3 (and S3-compatible stores) use for throttling and transient faults
+THROTTLE_CODES = frozenset({"SlowDown", "Throttling", "ThrottlingException",
+                            "RequestLimitExceeded", "TooManyRequestsException"})  # fmt: skip
+TIMEOUT_CODES = frozenset({"RequestTimeout", "RequestTimeoutException"})
+
+
+def _object_error(exc: ClientError) -> ObjectError:
+    """A per-object error from a ClientError: throttling → 503, timeouts → 408."""
+    code = _code(exc)
+    status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+    if code in THROTTLE_CODES:
+        status = 503
+    elif code in TIMEOUT_CODES:
+        status = 408
+    elif code == "PreconditionFailed" or status == 412:
+        return ObjectError(
+            "changed", "changed: the object changed while being probed (ETag)", status=412
+        )
+    headers = exc.response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
+    retry_after = headers.get("retry-after")
+    return HttpStatusError(
+        status, code, retry_after=float(retry_after) if str(retry_after or "").isdigit() else None
+    )
 
 
 def _code(exc: ClientError) -> str:
@@ -263,7 +322,7 @@ class ObsSource(S3Source):
         opts = self.ctx.options
         host = (urlsplit(self.endpoint()).hostname or "").lower()
         return AioConfig(
-            retries={"max_attempts": opts.retries + 1, "mode": "standard"},
+            retries={"max_attempts": 1, "mode": "standard"},  # prober retries (see S3Source)
             connect_timeout=opts.timeout,
             read_timeout=opts.timeout,
             max_pool_connections=max(opts.concurrency, 10),
