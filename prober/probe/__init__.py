@@ -3,13 +3,17 @@
 The plan, per object:
 
 1. Round 1 — one or two ranges in parallel: the head (64 KiB; 256 KiB for MPEG-TS/PS)
-   and, for formats whose duration lives at the end (TS, PS, AVI, Ogg), the tail, sized
-   from the listing. Small objects come whole in one request.
+   and, for formats whose duration lives at the end (TS, PS, Ogg), the tail, sized
+   from the listing. Small objects come whole in one request. (AVI keeps frame count
+   and rate in its header; FFmpeg's read of the idx1 index at the end only builds a
+   seek index, so AVI gets no tail: a hole there reads as end-of-file.)
 2. Look at the structure in pure Python: find the MP4 ``moov`` box by walking the
    top-level boxes and fetch exactly it when it is not in the head (moov at the end);
    reject objects whose boxes or Matroska segment run past their end (truncated),
    text or images dressed as video.
-3. Parse with PyAV from an in-memory sparse file in a thread pool. A read that falls
+3. MP4/MOV with one constant-rate H.264 track (most real buckets): read the answer
+   from the moov box in pure Python (fastmp4.py), no FFmpeg at all. Otherwise:
+   parse with PyAV from an in-memory sparse file in a thread pool. A read that falls
    into a hole returns end-of-file and is noted; if parsing then fails or lacks a
    field, fetch what FFmpeg asked for and parse again (a few rounds at most).
 """
@@ -24,6 +28,7 @@ from dataclasses import dataclass
 from prober.errors import ObjectError, WrongKind
 from prober.model import Metadata
 from prober.probe import containers as ct
+from prober.probe.fastmp4 import fast_metadata
 from prober.probe.mime import bmff_mime, matroska_mime
 from prober.probe.parse import Hints, Incomplete, parse
 from prober.probe.sparse import SparseFile
@@ -36,7 +41,6 @@ HEAD = 64 * KiB
 PLANS: dict[str, tuple[int, int]] = {
     **dict.fromkeys(("ts", "m2ts", "mts", "m2t", "trp", "tsv"), (256 * KiB, 256 * KiB)),
     **dict.fromkeys(("mpg", "mpeg", "m2p", "vob", "mpe", "ps"), (256 * KiB, 256 * KiB)),
-    **dict.fromkeys(("avi", "divx"), (64 * KiB, 64 * KiB)),
     **dict.fromkeys(("ogv", "ogg", "ogm"), (64 * KiB, 64 * KiB)),
 }
 MOOV_FOLLOW = 64 * KiB  # bytes after a leading moov, where FFmpeg reads the first samples
@@ -127,6 +131,11 @@ async def probe(
     await f.fetch(round1)
 
     hints = await _inspect(f, ext)
+    if hints.moov is not None:
+        meta = fast_metadata(hints.moov, size, ext, hints.mime, hints.duration, hints.rotation or 0)
+        hints.moov = None
+        if meta is not None:
+            return meta
     loop = asyncio.get_running_loop()
     miss_block = MISS_BLOCK
     while True:
@@ -186,7 +195,9 @@ async def _fetch_moov(f: _Fetcher, hints: Hints) -> None:
             if not sf.has(moov.offset, moov.end):
                 await f.fetch([(moov.offset, want_end)])
                 continue
-            info = ct.parse_moov(sf.get(moov.offset, moov.size) or b"")
+            moov_bytes = sf.get(moov.offset, moov.size) or b""
+            info = ct.parse_moov(moov_bytes)
+            hints.moov = moov_bytes
             hints.mime = bmff_mime(layout.brand, layout.compatible)
             if (
                 info.timescale

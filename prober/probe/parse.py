@@ -19,7 +19,7 @@ from prober.probe.mime import container_mime
 from prober.probe.sparse import SparseFile
 
 logging.getLogger("libav").setLevel(logging.CRITICAL)
-av.logging.set_level(av.logging.PANIC)
+av.logging.set_level(None)  # no log callback: FFmpeg's trace logs never take the GIL
 
 IMAGE_FORMATS = frozenset({"image2", "gif", "apng", "webp", "ico", "svg_pipe", "alias_pix"})
 
@@ -36,6 +36,7 @@ class Hints:
     mime: str | None = None  # from ftyp brand / EBML DocType
     duration: float | None = None  # from mvhd (what ffprobe 5.1 reports as format duration)
     rotation: int | None = None  # from tkhd matrix
+    moov: bytes | None = None  # the whole moov box, for the pure-Python fast path
 
 
 class Incomplete(Exception):
