@@ -227,3 +227,98 @@ def test_bad_config_is_a_usage_error(run_prober, tmp_path):
     (tmp_path / "prober.toml").write_text('sources = ["x"]\nconcurrency = "many"\n')
     proc = run_prober(cwd=tmp_path)
     assert proc.returncode == 2 and "--concurrency" in proc.stderr
+
+
+def test_enrich_every_url_form_keeps_everything_else(sample_media, moto_server, gcs_server,
+                                                      azurite, http_store, run_prober, tmp_path,
+                                                      unique_name):  # fmt: skip
+    """Each video's objectUrl is read through the backend that owns it; only
+    videoMetadata changes, and the order of entries, unknown keys and flags stay."""
+    root, _ = sample_media
+    faststart = (root / "mp4/h264_aac_faststart.mp4").read_bytes()
+    portrait = (root / "mp4/h264_rotated90.mp4").read_bytes()
+    bucket, gbucket, container = unique_name("en"), unique_name("gen"), unique_name("aen")
+    moto_server.create_bucket(bucket)
+    for key in ("s3 form/a+b.mp4", "virtual/c d.mp4", "path/e.mp4", "obs/f.mp4"):
+        moto_server.put(bucket, key, faststart)
+    moto_server.put(bucket, "portrait.mp4", portrait)
+    gcs_server.create_bucket(gbucket)
+    gcs_server.put(gbucket, "g#1.mp4", faststart)
+    gcs_server.put(gbucket, "https form.mp4", faststart)
+    azurite.create_container(container)
+    azurite.put(container, "dir/z ü.mp4", faststart)
+    http_store.put("plain/h.mp4", faststart)
+    urls = [
+        f"s3://{bucket}/s3%20form/a%2Bb.mp4",
+        f"https://{bucket}.s3.us-east-1.amazonaws.com/virtual/c%20d.mp4",
+        f"https://s3.us-east-1.amazonaws.com/{bucket}/path/e.mp4",
+        f"https://{bucket}.obs.eu-de.otc.t-systems.com/obs/f.mp4",
+        f"gs://{gbucket}/g%231.mp4",
+        f"https://storage.cloud.google.com/{gbucket}/https%20form.mp4",
+        f"{azurite.blob_endpoint}/{container}/dir/z%20%C3%BC.mp4",
+        http_store.url_for("plain/h.mp4"),
+    ]
+    stale = {"fps": 1.0, "duration": 1.0, "width": 1, "height": 1, "file_size": 1,
+             "mime_type": "video/mp4"}  # fmt: skip
+    spec = {
+        "videos": [
+            {"objectUrl": url, "title": f"video {i}", "clientMetadata": {"i": i}, "x-unknown": [i]}
+            for i, url in enumerate(urls)
+        ]
+        + [
+            {"objectUrl": f"https://{bucket}.s3.us-east-1.amazonaws.com/portrait.mp4",
+             "videoMetadata": stale},
+            {"objectUrl": f"s3://{bucket}/missing.mp4", "title": "gone", "videoMetadata": stale},
+        ],
+        "images": [{"objectUrl": "https://example.com/a.jpg", "title": "keep me"}],
+        "image_groups": [{"title": "g", "createVideo": False, "objectUrl_0": "https://e/1.jpg"}],
+        "dicom_series": [{"title": "d", "objectUrl_0": "https://e/1.dcm"}],
+        "skip_duplicate_urls": True,
+        "someFutureKey": {"kept": True},
+    }  # fmt: skip
+    src = tmp_path / "spec.json"
+    src.write_text(json.dumps(spec))
+    env = {**moto_server.env(), **gcs_server.env(), **azurite.env()}
+    out, fail = tmp_path / "enriched.json", tmp_path / "f.csv"
+    proc = run_prober("--enrich", src, "-o", out, "--failures", fail,
+                      "--endpoint-url", moto_server.endpoint, env=env)  # fmt: skip
+    assert proc.returncode == 3, proc.stderr
+    got = json.loads(out.read_text())
+    # nothing but videoMetadata changed, order included
+    strip = [{k: v for k, v in e.items() if k != "videoMetadata"} for e in got["videos"]]
+    assert strip == [{k: v for k, v in e.items() if k != "videoMetadata"} for e in spec["videos"]]
+    assert {k: v for k, v in got.items() if k != "videos"} == {
+        k: v for k, v in spec.items() if k != "videos"
+    }
+    for entry in got["videos"][: len(urls)]:
+        meta = entry["videoMetadata"]
+        assert (meta["width"], meta["height"], meta["fps"]) == (320, 240, 25.0), entry
+        assert meta["file_size"] == len(faststart) and meta["duration"] == pytest.approx(2.0)
+    refreshed = got["videos"][len(urls)]["videoMetadata"]
+    assert (refreshed["width"], refreshed["height"]) == (240, 320)  # stale value replaced
+    assert "videoMetadata" not in got["videos"][-1]  # failed: left without stale metadata
+    assert f"s3://{bucket}/missing.mp4" in fail.read_text()
+
+    proc = run_prober("--enrich", src, "-o", out, "--drop-failed",
+                      "--endpoint-url", moto_server.endpoint, env=env)  # fmt: skip
+    assert proc.returncode == 3
+    assert [v.get("title") for v in json.loads(out.read_text())["videos"]][-1] is None
+    assert len(json.loads(out.read_text())["videos"]) == len(urls) + 1
+
+
+def test_enrich_csv_spec_becomes_json(sample_media, http_store, run_prober, tmp_path):
+    root, _ = sample_media
+    http_store.put("v.mp4", (root / "mp4/h264_aac_faststart.mp4").read_bytes())
+    src = tmp_path / "spec.csv"
+    src.write_text(
+        "ObjectUrl,Title,Create video\n"
+        f"{http_store.url_for('v.mp4')},clip,\n"
+        "https://e/1.jpg,group one,false\nhttps://e/2.jpg,group one,false\n"
+    )
+    proc = run_prober("--enrich", src, "-q")
+    assert proc.returncode == 0, proc.stderr
+    got = json.loads(proc.stdout)
+    assert got["videos"][0]["title"] == "clip" and got["videos"][0]["videoMetadata"]["fps"] == 25.0
+    assert got["image_groups"] == [{"title": "group one", "createVideo": False,
+                                    "objectUrl_0": "https://e/1.jpg",
+                                    "objectUrl_1": "https://e/2.jpg"}]  # fmt: skip
