@@ -3,6 +3,8 @@ honouring ``Retry-After``; no retry on 4xx (but 408/429)."""
 
 from __future__ import annotations
 
+import asyncio
+import random
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -32,6 +34,30 @@ async def with_retries(
     call: Callable[[], Awaitable[T]],
     retries: int,
     on_retry: Callable[[BaseException], None] | None = None,
+) -> T:
+    # the first attempt is a plain call: nearly every request succeeds at once, and
+    # building a tenacity retrier per request costs more than the request's parsing
+    try:
+        return await call()
+    except ObjectError as exc:
+        if retries <= 0 or not exc.retryable:
+            raise
+        if on_retry is not None:
+            on_retry(exc)
+        await asyncio.sleep(_first_wait(exc))
+    return await _retrying(call, retries - 1, on_retry)
+
+
+def _first_wait(exc: ObjectError) -> float:
+    if exc.retry_after is not None:
+        return min(exc.retry_after, 60.0)
+    return random.uniform(0, 0.2)
+
+
+async def _retrying(
+    call: Callable[[], Awaitable[T]],
+    retries: int,
+    on_retry: Callable[[BaseException], None] | None,
 ) -> T:
     def before_sleep(state: RetryCallState) -> None:
         if on_retry and state.outcome is not None:
