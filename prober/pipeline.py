@@ -27,6 +27,7 @@ from prober.shard import folder_key, shard_of
 from prober.sinks import SinkSet
 from prober.sources.base import Source
 from prober.state import StateStore
+from prober.urls import redact
 
 log = logging.getLogger("prober")
 
@@ -272,6 +273,10 @@ class Pipeline:
                 result.kind, result.status, result.error = Kind.OTHER, Status.SKIPPED, str(exc)
             else:
                 result.status, result.error = Status.FAILED, str(exc)
+        except Exception as exc:  # a bug or an input nobody foresaw: this object fails, not the run
+            log.debug("probing %s failed unexpectedly", redact(entry.url), exc_info=True)
+            result.status = Status.FAILED
+            result.error = f"internal error: {type(exc).__name__}: {exc}"[:300]
         result.bytes_fetched = stats.bytes_fetched
         result.requests = stats.requests
         result.round_trips = stats.round_trips

@@ -46,6 +46,9 @@ PLANS: dict[str, tuple[int, int]] = {
 MOOV_FOLLOW = 64 * KiB  # bytes after a leading moov, where FFmpeg reads the first samples
 WHOLE_TAIL = 16 * MiB  # after the last mdat, fetch the rest at once when it is this small
 MISS_BLOCK = 128 * KiB
+FRAGMENT_TAIL = 64 * KiB  # fragmented MP4: the mfra index at the end
+MOOF_BLOCK = 16 * KiB  # a moof box (sample table of one fragment) is usually smaller
+TAIL_ZONE = 1 * MiB  # misses this close to the end are index reads worth a round trip
 MAX_ROUNDS = 5
 
 RangeReader = Callable[[int, int], Awaitable[bytes]]
@@ -141,7 +144,16 @@ async def probe(
     while True:
         f.sf.misses.clear()
         try:
-            return await loop.run_in_executor(executor, parse, f.sf, hints)
+            meta = await loop.run_in_executor(executor, parse, f.sf, hints)
+            # a fragmented MP4's duration comes from the index at the end (mfra): when
+            # FFmpeg went looking there and found a hole, fetch it and parse again
+            tail = [(p, n) for p, n in f.sf.misses if p >= size - TAIL_ZONE]
+            if not (hints.fragmented and tail) or f.stats.round_trips >= MAX_ROUNDS:
+                return meta
+            before = f.stats.round_trips
+            await f.fetch([(p, p + max(n, miss_block)) for p, n in tail])
+            if f.stats.round_trips == before:
+                return meta
         except (Incomplete, ObjectError) as exc:
             error = exc.error if isinstance(exc, Incomplete) else exc
             if not f.sf.misses or f.stats.round_trips >= MAX_ROUNDS:
@@ -184,6 +196,59 @@ async def _inspect(f: _Fetcher, ext: str) -> Hints:
     return hints
 
 
+async def _fragmented_timing(
+    f: _Fetcher, moov: bytes, first_fragment: int
+) -> tuple[float | None, float | None]:
+    """A fragmented MP4's duration without walking every fragment: the mehd box if the
+    muxer wrote one, else the mfra index at the end → each track's last moof → its
+    start time plus its samples' durations (what FFmpeg's full walk adds up); the
+    longest track wins, as in ffprobe's format duration."""
+    info = ct.fragment_info(moov)
+    size = f.sf.size
+    if not info.tracks or size < 16:
+        return None, None
+    await f.fetch([(size - FRAGMENT_TAIL, size)])
+    start = ct.mfra_offset(f.sf.get(size - 16, 16) or b"", size)
+    if start is not None:
+        await f.fetch([(start, size)])
+        last = ct.last_fragments(f.sf.get(start, size - start) or b"")
+        last = {t: v for t, v in last.items() if t in info.tracks}
+    else:  # no index (skip_trailer, some recorders): find the last moof from the end
+        window = min(size, max(2 * first_fragment + FRAGMENT_TAIL, 4 * FRAGMENT_TAIL), WHOLE_TAIL)
+        await f.fetch([(size - window, size)])
+        at = ct.find_last_moof(f.sf.get(size - window, window) or b"", size - window, size)
+        if at is None:
+            return None, None
+        last = {t: (0, at) for t in info.tracks}
+    moofs = sorted({offset for _, offset in last.values()})
+    await f.fetch([(at, at + MOOF_BLOCK) for at in moofs])
+    ends: list[float] = []
+    fps = None
+    for track, (time, at) in last.items():
+        header = f.sf.get(at, 8) or b""
+        if header[4:8] != b"moof":
+            continue
+        moof_size = int.from_bytes(header[:4], "big")
+        await f.fetch([(at, at + moof_size)])  # only when a moof outgrew MOOF_BLOCK
+        timescale, default = info.tracks[track]
+        base, span, count = ct.fragment_span(f.sf.get(at, moof_size) or b"", track, default)
+        if track == info.video_track and span and count > 1:
+            fps = count * timescale / span
+        if base is None and start is None:
+            continue  # no tfdt and no index: this moof's start time is unknown
+        ends.append(((base if base is not None else time) + span) / timescale)
+    duration = max(ends) if ends else None
+    if info.fragment_duration and info.movie_timescale:  # mehd, when the muxer wrote one
+        duration = info.fragment_duration / info.movie_timescale
+    return duration, fps
+
+
+def _first_fragment_size(layout: ct.BmffLayout, moov: ct.Box) -> int:
+    """Bytes of the first moof + mdat after the moov, to size a tail window by."""
+    after = [b for b in layout.boxes if b.offset >= moov.end][:2]
+    return sum(b.size for b in after) if after and after[0].type == b"moof" else 0
+
+
 async def _fetch_moov(f: _Fetcher, hints: Hints) -> None:
     sf = f.sf
     size = sf.size
@@ -207,6 +272,11 @@ async def _fetch_moov(f: _Fetcher, hints: Hints) -> None:
             ):
                 hints.duration = info.duration / info.timescale
             hints.rotation = info.video_rotation
+            if info.fragmented:
+                hints.fragmented = True
+                hints.duration, hints.fps = await _fragmented_timing(
+                    f, moov_bytes, _first_fragment_size(layout, moov)
+                )
             return
         if layout.next_offset is None:
             raise ObjectError("corrupt", "corrupt: moov atom not found")

@@ -322,3 +322,149 @@ def sniff_text(head: bytes) -> str | None:
     if printable / len(sample) > 0.97:
         return "plain text"
     return None
+
+
+# --- fragmented MP4 ------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class FragmentInfo:
+    """What a fragmented MP4's moov says about its tracks' timing."""
+
+    # track id → (mdhd timescale, trex default sample duration)
+    tracks: dict[int, tuple[int, int]] = field(default_factory=dict)
+    video_track: int = 0
+    movie_timescale: int = 0
+    fragment_duration: int = 0  # mehd, in the movie timescale (0: absent)
+
+
+def fragment_info(moov: bytes) -> FragmentInfo:
+    info = FragmentInfo()
+    start = 8 if moov[4:8] == b"moov" else 0
+    trex: dict[int, int] = {}
+    timescales: dict[int, int] = {}
+    for kind, a, b in iter_children(moov, start):
+        if kind == b"mvhd" and b - a >= 20:
+            info.movie_timescale = struct.unpack_from(">I", moov, a + (20 if moov[a] == 1 else 12))[
+                0
+            ]
+        elif kind == b"mvex":
+            for k2, a2, b2 in iter_children(moov, a, b):
+                if k2 == b"mehd" and b2 - a2 >= 8:
+                    fmt = ">Q" if moov[a2] == 1 else ">I"
+                    info.fragment_duration = struct.unpack_from(fmt, moov, a2 + 4)[0]
+                elif k2 == b"trex" and b2 - a2 >= 24:
+                    track, _, duration = struct.unpack_from(">III", moov, a2 + 4)
+                    trex[track] = duration
+        elif kind == b"trak":
+            track_id, timescale = _trak_timing(moov, a, b)
+            if track_id and timescale:
+                timescales[track_id] = timescale
+                if not info.video_track and _trak_rotation(moov, a, b)[1]:
+                    info.video_track = track_id
+    info.tracks = {t: (ts, trex.get(t, 0)) for t, ts in timescales.items()}
+    return info
+
+
+def _trak_timing(data: bytes, start: int, end: int) -> tuple[int, int]:
+    track_id = timescale = 0
+    for kind, a, b in iter_children(data, start, end):
+        if kind == b"tkhd" and b - a >= 24:
+            track_id = struct.unpack_from(">I", data, a + (20 if data[a] == 1 else 12))[0]
+        elif kind == b"mdia":
+            for k2, a2, b2 in iter_children(data, a, b):
+                if k2 == b"mdhd" and b2 - a2 >= 24:
+                    timescale = struct.unpack_from(">I", data, a2 + (20 if data[a2] == 1 else 12))[
+                        0
+                    ]
+    return track_id, timescale
+
+
+def mfra_offset(tail: bytes, size: int) -> int | None:
+    """Where the mfra box starts, from the mfro box in the last 16 bytes."""
+    if len(tail) < 16 or tail[-12:-8] != b"mfro":
+        return None
+    mfra_size = struct.unpack_from(">I", tail, len(tail) - 4)[0]
+    return size - mfra_size if 16 <= mfra_size <= size else None
+
+
+def last_fragments(mfra: bytes) -> dict[int, tuple[int, int]]:
+    """track id → (time, moof offset) of its last random-access entry in an mfra."""
+    out: dict[int, tuple[int, int]] = {}
+    for kind, a, b in iter_children(mfra, 8 if mfra[4:8] == b"mfra" else 0):
+        if kind != b"tfra" or b - a < 16:
+            continue
+        version = mfra[a]
+        track, sizes, count = struct.unpack_from(">III", mfra, a + 4)
+        if count == 0:
+            continue
+        extra = ((sizes >> 4) & 3) + ((sizes >> 2) & 3) + (sizes & 3) + 3
+        entry = (16 if version == 1 else 8) + extra
+        at = a + 16 + (count - 1) * entry
+        if at + entry <= b:
+            out[track] = struct.unpack_from(">QQ" if version == 1 else ">II", mfra, at)
+    return out
+
+
+def fragment_span(moof: bytes, track_id: int, default_duration: int) -> tuple[int | None, int, int]:
+    """(baseMediaDecodeTime or None, summed sample durations, sample count) of one
+    moof for a track."""
+    base: int | None = None
+    total = count = 0
+    for kind, a, b in iter_children(moof, 8 if moof[4:8] == b"moof" else 0):
+        if kind != b"traf":
+            continue
+        default = default_duration
+        track = None
+        for k2, a2, b2 in iter_children(moof, a, b):
+            if k2 == b"tfhd" and b2 - a2 >= 8:
+                flags = int.from_bytes(moof[a2 + 1 : a2 + 4], "big")
+                track = struct.unpack_from(">I", moof, a2 + 4)[0]
+                at = a2 + 8 + (8 if flags & 0x01 else 0) + (4 if flags & 0x02 else 0)
+                if flags & 0x08 and at + 4 <= b2:
+                    default = struct.unpack_from(">I", moof, at)[0]
+            elif track != track_id:
+                continue
+            elif k2 == b"tfdt" and b2 - a2 >= 8:
+                base = struct.unpack_from(">Q" if moof[a2] == 1 else ">I", moof, a2 + 4)[0]
+            elif k2 == b"trun" and b2 - a2 >= 8:
+                total += _trun_duration(moof, a2, b2, default)
+                count += struct.unpack_from(">I", moof, a2 + 4)[0]
+    return base, total, count
+
+
+def _trun_duration(data: bytes, a: int, b: int, default: int) -> int:
+    flags = int.from_bytes(data[a + 1 : a + 4], "big")
+    count = struct.unpack_from(">I", data, a + 4)[0]
+    if not flags & 0x100:
+        return count * default
+    at = a + 8 + (4 if flags & 0x01 else 0) + (4 if flags & 0x04 else 0)
+    step = 4 * sum(bool(flags & f) for f in (0x100, 0x200, 0x400, 0x800))
+    total = 0
+    for _ in range(count):
+        if at + 4 > b:
+            break
+        total += struct.unpack_from(">I", data, at)[0]
+        at += step
+    return total
+
+
+def find_last_moof(window: bytes, window_start: int, size: int) -> int | None:
+    """Offset of the last moof in a tail window, accepted only if the boxes from it
+    (moof, then mdat and anything else) chain exactly to the end of the object."""
+    at = len(window)
+    while (at := window.rfind(b"moof", 0, at)) >= 4:
+        start = at - 4
+        pos = start
+        while pos + 8 <= len(window):
+            box_size = struct.unpack_from(">I", window, pos)[0]
+            if box_size == 1 and pos + 16 <= len(window):
+                box_size = struct.unpack_from(">Q", window, pos + 8)[0]
+            elif box_size == 0:
+                box_size = len(window) - pos
+            if box_size < 8:
+                break
+            pos += box_size
+        if pos == len(window) and window_start + len(window) == size:
+            return window_start + start
+    return None

@@ -37,6 +37,8 @@ class Hints:
     duration: float | None = None  # from mvhd (what ffprobe 5.1 reports as format duration)
     rotation: int | None = None  # from tkhd matrix
     moov: bytes | None = None  # the whole moov box, for the pure-Python fast path
+    fragmented: bool = False  # fragmented MP4: the duration lives in the mfra at the end
+    fps: float | None = None  # fragmented MP4: frames / time of the last fragment
 
 
 class Incomplete(Exception):
@@ -87,6 +89,10 @@ def _metadata(container: av.container.InputContainer, size: int, hints: Hints) -
     width, height = int(cc.width or 0), int(cc.height or 0)
 
     fps_frac = _rate(s.average_rate) or _rate(s.base_rate) or _rate(s.guessed_rate)
+    if hints.fps:
+        # fragmented MP4: FFmpeg saw the first fragment only; the last fragment's
+        # sample table gives the steady rate
+        fps_frac = Fraction(hints.fps).limit_denominator(1001)
     r_rate = _rate(s.base_rate)
 
     duration: float | None = hints.duration
