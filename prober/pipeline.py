@@ -74,6 +74,7 @@ class Counters:
     bytes_fetched: int = 0
     requests: int = 0
     retries: int = 0
+    listing_done: bool = False
     started: float = field(default_factory=time.monotonic)
 
     @property
@@ -83,6 +84,10 @@ class Counters:
     @property
     def done(self) -> int:
         return self.probed + self.failed
+
+    @property
+    def handled(self) -> int:
+        return self.probed + self.failed + self.images + self.dicom + self.skipped
 
     def add(self, result: Result) -> None:
         if result.status is Status.FAILED:
@@ -202,6 +207,7 @@ class Pipeline:
                     await self.results.put(Result(entry, kind, Status.SKIPPED))
                 else:
                     await self.results.put(Result(entry, kind, Status.OK))
+        self.counters.listing_done = True
 
     async def _worker(self) -> None:
         while True:

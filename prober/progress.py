@@ -6,8 +6,10 @@ import asyncio
 import logging
 import sys
 
-from rich.console import Console
+from rich.console import Console, Group, RenderableType
 from rich.live import Live
+from rich.progress_bar import ProgressBar
+from rich.table import Table
 from rich.text import Text
 
 from prober.pipeline import Counters
@@ -54,6 +56,22 @@ def summary_line(c: Counters, interrupted: bool = False) -> str:
     )
 
 
+def live_view(c: Counters) -> RenderableType:
+    """A bar (pulsing while the listing runs, then against the listed total) and the counts."""
+    total = max(c.listed, 1) if c.listing_done else None
+    grid = Table.grid(padding=(0, 1))
+    grid.add_row(
+        ProgressBar(total=total, completed=c.handled, width=30),
+        Text(f"{c.handled:,}/{c.listed:,}{'' if c.listing_done else '+'}"),
+    )
+    rate = c.done / c.elapsed if c.elapsed > 0 else 0.0
+    counts = (
+        f"probed {c.probed:,} · failed {c.failed:,} · images {c.images:,} · "
+        f"skipped {c.skipped:,} · {rate:,.0f} obj/s · {human_bytes(c.bytes_fetched)}"
+    )
+    return Group(grid, Text(counts))
+
+
 class Progress:
     def __init__(self, counters: Counters, mode: str = "auto", interval: float = 10.0) -> None:
         self.counters = counters
@@ -70,7 +88,7 @@ class Progress:
         if self.mode == "bar":
             console = Console(stderr=True)
             self._live = Live(
-                Text(status_line(self.counters)),
+                live_view(self.counters),
                 console=console,
                 refresh_per_second=4,
                 transient=True,
@@ -82,7 +100,7 @@ class Progress:
         while True:
             if self._live is not None:
                 await asyncio.sleep(0.25)
-                self._live.update(Text(status_line(self.counters)))
+                self._live.update(live_view(self.counters))
             else:
                 await asyncio.sleep(self.interval)
                 log.info(status_line(self.counters))
