@@ -30,6 +30,7 @@ from prober.sinks.spec import CsvSpecWriter, JsonlSpecWriter, JsonSpecWriter, Sp
 from prober.sources import SourceContext, SourceOptions, open_source, open_url_list
 from prober.sources.base import Source
 from prober.sources.enrich import EnrichSource, load_spec
+from prober.sources.inventory import InventorySource
 from prober.state import StateStore
 
 if TYPE_CHECKING:
@@ -70,6 +71,13 @@ def build_parser() -> Parser:
         action="append",
         default=[],
         help="file with one URL per line ('-' for stdin)",
+    )
+    p.add_argument(
+        "--inventory",
+        metavar="PATH",
+        action="append",
+        default=[],
+        help="S3 Inventory report instead of a listing: s3://…/manifest.json or local CSV(.gz)",
     )
     out = p.add_argument_group("output")
     out.add_argument(
@@ -266,7 +274,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
-    path = find_config(args.config, bool(args.sources or args.urls or args.enrich))
+    path = find_config(
+        args.config, bool(args.sources or args.urls or args.inventory or args.enrich)
+    )
     if path is None:
         return args
     tokens = config_tokens(path, parser, argv)
@@ -324,11 +334,14 @@ def _open_sources(
     args: argparse.Namespace, ctx: SourceContext, enrich_spec: dict[str, Any] | None
 ) -> list[Source]:
     if enrich_spec is not None:
-        if args.sources or args.urls:
-            raise UsageError("--enrich takes its objects from the spec: give no SOURCE or --urls")
+        if args.sources or args.urls or args.inventory:
+            raise UsageError(
+                "--enrich takes its objects from the spec: give no SOURCE, --urls or --inventory"
+            )
         return [EnrichSource(args.enrich, enrich_spec, ctx)]
     sources: list[Source] = [open_source(s, ctx) for s in args.sources]
     sources += [open_url_list(path, ctx) for path in args.urls]
+    sources += [InventorySource(path, ctx) for path in args.inventory]
     if not sources:
         raise UsageError(
             "no SOURCE given (on the command line or in prober.toml); "
@@ -357,7 +370,11 @@ def _open_sinks(
         if args.shard:
             index, count = parse_shard(args.shard)
             header = {
-                "sources": [*args.sources, *(f"--urls {u}" for u in args.urls)],
+                "sources": [
+                    *args.sources,
+                    *(f"--urls {u}" for u in args.urls),
+                    *(f"--inventory {i}" for i in args.inventory),
+                ],
                 "images": args.images,
                 "shard": [index, count],
             }

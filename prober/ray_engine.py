@@ -49,7 +49,7 @@ class _BatchSink:
         self.batch: list[Result] = []
 
     def write(self, result: Result) -> None:
-        result.entry.extra = None  # source-private objects stay on the worker
+        result.entry.extra = result.entry.handle = None  # source-private, stay on the worker
         self.batch.append(result)
         if len(self.batch) >= BATCH:
             self.flush()
