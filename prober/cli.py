@@ -23,6 +23,7 @@ from prober.pipeline import Filters, Pipeline, PipelineConfig
 from prober.progress import Progress, summary_line
 from prober.shard import parse_shard
 from prober.sinks import Sink, SinkSet
+from prober.sinks.atomic import check_writable
 from prober.sinks.client_metadata import ClientMetadata
 from prober.sinks.enrich import EnrichWriter
 from prober.sinks.report import FailuresWriter, ReportWriter
@@ -356,6 +357,9 @@ def _open_sinks(
     args: argparse.Namespace, enrich_spec: dict[str, Any] | None, stack: contextlib.ExitStack
 ) -> list[Sink]:
     fmt = args.format or _format_from_path(args.output)
+    for path, flag in ((args.output, "-o"), (args.failures, "--failures"),
+                       (args.report, "--report"), (args.state, "--state")):  # fmt: skip
+        check_writable(path, flag)
     sinks: list[Sink] = []
     if enrich_spec is not None:
         if fmt != "json":

@@ -214,6 +214,19 @@ def test_fatal_errors_exit_1_and_keep_old_output(moto_server, run_prober, tmp_pa
     assert sorted(p.name for p in tmp_path.iterdir()) == ["spec.json"]  # no temp files left
 
 
+@pytest.mark.parametrize("flag", ["-o", "--failures", "--report", "--state"])
+def test_unwritable_outputs_are_usage_errors(flag, sample_media, run_prober, tmp_path):
+    root, _ = sample_media
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    proc = run_prober(root / "mp4", flag, blocker / "sub" / "out")
+    assert proc.returncode == 2, proc.stderr
+    assert flag in proc.stderr and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    proc = run_prober(root / "mp4", flag, tmp_path)  # a directory
+    assert proc.returncode == 2 and "is a directory" in proc.stderr
+
+
 def test_debug_shows_the_traceback(moto_server, run_prober):
     proc = run_prober("s3://no-such-bucket-here/", "--debug", env=moto_server.env())
     assert proc.returncode == 1
