@@ -1,9 +1,13 @@
 """Amazon S3 (and S3-compatible stores) through aiobotocore.
 
-Listing: paginated ``list_objects_v2``, streamed. Reads: ``get_object`` with a
-``Range`` header. Endpoint and credentials follow botocore's own chain
-(``AWS_ENDPOINT_URL``/``AWS_ENDPOINT_URL_S3``, ``AWS_PROFILE``, ``AWS_REGION`` …);
-``--endpoint-url`` overrides the endpoint.
+Listing: paginated ``list_objects_v2``, streamed. Reads: a ranged GetObject, signed by
+botocore's SigV4 signer and sent through the run's shared aiohttp session
+(:mod:`prober.sources.s3_sign`: aiobotocore's per-request machinery costs more CPU than
+the rest of a probe), or ``get_object`` through aiobotocore when that fast path does not
+apply (bucket region unknown, anonymous access, SigV4A, a redirect or wrong-region
+answer; ``PROBER_S3_FASTPATH=0`` turns it off). Endpoint and credentials follow
+botocore's own chain (``AWS_ENDPOINT_URL``/``AWS_ENDPOINT_URL_S3``, ``AWS_PROFILE``,
+``AWS_REGION`` …); ``--endpoint-url`` overrides the endpoint.
 
 Two variants share the client code:
 
@@ -15,7 +19,9 @@ Two variants share the client code:
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import logging
 import os
 import re
 from collections.abc import AsyncIterator, Callable
@@ -35,11 +41,15 @@ from botocore.exceptions import (
 )
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
-from prober.errors import FatalError, HttpStatusError, ObjectError, UsageError
+from prober.errors import FatalError, ObjectError, UsageError
 from prober.model import Entry
 from prober.retry import with_retries
+from prober.sources import s3_sign
 from prober.sources.context import SourceContext
+from prober.sources.s3_sign import FastRangedGet, WrongEndpoint
 from prober.urls import encode_key
+
+log = logging.getLogger("prober")
 
 URL_STYLES = ("virtual", "path", "s3")
 
@@ -78,6 +88,8 @@ class S3Source:
         self._stack = contextlib.AsyncExitStack()
         self._client: Any = None
         self.region: str | None = None
+        # the signed-aiohttp read path: None = not decided yet, False = use aiobotocore
+        self._fast: FastRangedGet | bool | None = None
 
     def parse(self, spec: str) -> tuple[str, str]:
         """(bucket, prefix) of a SOURCE argument."""
@@ -107,6 +119,11 @@ class S3Source:
     async def client(self) -> Any:
         if self._client is None:
             session = get_session()
+            # listings' LastModified is never used: keep botocore from parsing 1,000
+            # timestamps per page with dateutil (the AWS CLI does the same)
+            session.get_component("response_parser_factory").set_parser_defaults(
+                timestamp_parser=str
+            )
             self._client = await self._stack.enter_async_context(
                 session.create_client("s3", **self.client_kwargs())
             )
@@ -149,23 +166,34 @@ class S3Source:
         await self.detect_region()
         client = await self.client()
         params: dict[str, Any] = {"Bucket": self.bucket, "Prefix": self.prefix, "MaxKeys": 1000}
-        while True:
-            page = await self._list_page(client, params)
-            for obj in page.get("Contents", ()):
-                key = obj["Key"]
-                if key.endswith("/") or not prefix_matches(key, self.prefix):
-                    continue  # folder markers
-                yield Entry(
-                    url=self.object_url(key),
-                    key=key,
-                    size=int(obj["Size"]),
-                    etag=(obj.get("ETag") or "").strip('"') or None,
-                    handle=key,
-                )
-            token = page.get("NextContinuationToken")
-            if not page.get("IsTruncated") or not token:
-                return
-            params["ContinuationToken"] = token
+        # the next page is requested as soon as this one is parsed, so its round trip
+        # overlaps with the work on this page's entries (a --state rerun is all listing)
+        pending: asyncio.Task[dict[str, Any]] | None = asyncio.create_task(
+            self._list_page(client, params)
+        )
+        try:
+            while pending is not None:
+                page = await pending
+                pending = None
+                token = page.get("NextContinuationToken")
+                if page.get("IsTruncated") and token:
+                    params = {**params, "ContinuationToken": token}
+                    pending = asyncio.create_task(self._list_page(client, params))
+                for obj in page.get("Contents", ()):
+                    key = obj["Key"]
+                    if key.endswith("/") or not prefix_matches(key, self.prefix):
+                        continue  # folder markers
+                    yield Entry(
+                        url=self.object_url(key),
+                        key=key,
+                        size=int(obj["Size"]),
+                        etag=(obj.get("ETag") or "").strip('"') or None,
+                        handle=key,
+                    )
+        finally:
+            if pending is not None:  # the run stopped listing early
+                pending.cancel()
+                pending.add_done_callback(_retrieve)
 
     async def _list_page(self, client: Any, params: dict[str, Any]) -> dict[str, Any]:
         """One listing page, retried like any read; a final failure ends the run."""
@@ -193,6 +221,19 @@ class S3Source:
             raise FatalError(f"{self.name}: listing failed: {exc}") from None
 
     async def read(self, entry: Entry, start: int, end: int) -> bytes:
+        fast = self._fast
+        if fast is None:
+            fast = await self._fast_path()
+        if fast:
+            try:
+                return await fast.get(entry, entry.handle, start, end)
+            except WrongEndpoint as exc:
+                if self._fast is fast:
+                    log.debug("%s: %s on a direct read: reading through botocore", self.name, exc)
+                    self._fast = False
+        return await self._botocore_read(entry, start, end)
+
+    async def _botocore_read(self, entry: Entry, start: int, end: int) -> bytes:
         client = await self.client()
         extra = {"IfMatch": f'"{entry.etag}"'} if entry.etag else {}
         try:
@@ -213,6 +254,55 @@ class S3Source:
             raise ObjectError("network", "network: cannot reach the endpoint") from None
         except BotoCoreError as exc:
             raise ObjectError("network", f"network: {type(exc).__name__}") from None
+
+    def fast_path_allowed(self) -> bool:
+        """Whether this source's requests are plain SigV4 to a bucket (not SigV4A …)."""
+        return True
+
+    async def _fast_path(self) -> FastRangedGet | bool:
+        """Decide once whether reads may skip aiobotocore (see prober/sources/s3_sign.py)."""
+        client = await self.client()
+        if self._fast is None:
+            self._fast = self._make_fast(client) or False
+            if not self._fast:
+                log.debug("%s: reads go through aiobotocore", self.name)
+        return self._fast
+
+    def _make_fast(self, client: Any) -> FastRangedGet | None:
+        if not s3_sign.enabled() or self.region is None or not self.fast_path_allowed():
+            return None  # region unknown (--enrich): botocore finds it out
+        signer = getattr(client, "_request_signer", None)
+        credentials = getattr(signer, "_credentials", None)
+        config = client.meta.config
+        if credentials is None or not hasattr(credentials, "get_frozen_credentials"):
+            return None  # anonymous access
+        if getattr(signer, "_signature_version", None) not in ("s3v4", "v4"):
+            return None  # unsigned, SigV2 …
+        s3_config = config.s3 or {}
+        if (
+            config.use_fips_endpoint
+            or config.use_dualstack_endpoint
+            or s3_config.get("use_accelerate_endpoint")
+            or s3_config.get("use_dualstack_endpoint")
+        ):
+            return None
+        endpoint = client.meta.endpoint_url
+        base = s3_sign.object_base_url(
+            self.bucket,
+            self.region,
+            endpoint,
+            custom=_is_custom_endpoint(endpoint),
+            addressing=s3_config.get("addressing_style"),
+        )
+        if base is None:
+            return None
+        return FastRangedGet(
+            self.ctx.http,
+            credentials,
+            self.region,
+            base,
+            checksum_mode=config.response_checksum_validation == "when_supported",
+        )
 
     async def close(self) -> None:
         await self._stack.aclose()
@@ -242,35 +332,23 @@ class S3Source:
         return FatalError(f"{where}: {type(exc).__name__}: {exc}")
 
 
-# error codes S3 (and S3-compatible stores) use for throttling and transient faults
-THROTTLE_CODES = frozenset({"SlowDown", "Throttling", "ThrottlingException",
-                            "RequestLimitExceeded", "TooManyRequestsException"})  # fmt: skip
-TIMEOUT_CODES = frozenset({"RequestTimeout", "RequestTimeoutException"})
-
-
 def _object_error(exc: ClientError) -> ObjectError:
     """A per-object error from a ClientError: throttling → 503, timeouts → 408."""
-    code = _code(exc)
     status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
-    if code in THROTTLE_CODES:
-        status = 503
-    elif code in TIMEOUT_CODES:
-        status = 408
-    elif code == "PreconditionFailed" or status == 412:
-        return ObjectError(
-            "changed", "changed: the object changed while being probed (ETag)", status=412
-        )
     headers = exc.response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
-    retry_after = headers.get("retry-after")
-    return HttpStatusError(
-        status, code, retry_after=float(retry_after) if str(retry_after or "").isdigit() else None
-    )
+    return s3_sign.status_error(status, _code(exc), headers.get("retry-after"))
 
 
 def _code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", "")) or str(
         exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", "")
     )
+
+
+def _retrieve(task: asyncio.Task[Any]) -> None:
+    """Consume an abandoned task's outcome (no 'exception was never retrieved')."""
+    if not task.cancelled():
+        task.exception()
 
 
 def _env_region() -> str | None:
@@ -412,6 +490,11 @@ class MrapSource(S3Source):
 
     def object_url(self, key: str) -> str:
         return f"{self.arn}/{encode_key(key)}"
+
+    def fast_path_allowed(self) -> bool:
+        # the access point itself needs SigV4A and botocore's routing; a bucket standing
+        # in for it on an endpoint override is plain S3
+        return self.bucket == self.alias
 
     def what(self) -> str:
         if self.bucket == self.alias:

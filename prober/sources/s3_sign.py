@@ -1,0 +1,235 @@
+"""S3 ranged GetObject without botocore's per-request machinery.
+
+aiobotocore spends ~0.9 ms of CPU on every ``get_object`` (event-hook emitter, request
+serialization, endpoint rules, response parsing) — more than the rest of a probe. A
+ranged read needs none of that: :class:`FastRangedGet` builds the URL once per bucket,
+signs each request with botocore's own signer (:class:`botocore.auth.S3SigV4Auth` on a
+:class:`botocore.awsrequest.AWSRequest`, frozen credentials fetched per request from the
+client's credential chain, so refreshable credentials keep refreshing) and sends it
+through the run's shared aiohttp session with exactly the URL string that was signed.
+
+What the request carries — the same as botocore's: ``Range``, ``If-Match``, the
+``x-amz-checksum-mode`` header when the client's ``response_checksum_validation`` is
+``when_supported``, ``X-Amz-Date``, ``X-Amz-Content-SHA256``, ``X-Amz-Security-Token``
+(session credentials) and ``Authorization``; tests/test_s3_fastpath.py checks the URL,
+the signed headers and the signature against what aiobotocore itself sends.
+
+URLs: a custom endpoint (``AWS_ENDPOINT_URL``, ``--endpoint-url``, OBS, anything not
+``*.amazonaws.com``) is addressed path-style, ``{endpoint}/{bucket}/{key}`` — unless the
+client is configured for virtual addressing (OBS's own endpoints), then
+``{scheme}://{bucket}.{host}/{key}``. On AWS: ``https://{bucket}.s3.{region}.amazonaws.com/{key}``
+for DNS-compatible bucket names without dots (``{bucket}.s3.amazonaws.com`` in us-east-1
+unless the client uses the regional endpoint, as botocore does), else ``https://s3.{region}.amazonaws.com/{bucket}/{key}``. Keys are
+percent-encoded like botocore's (everything but unreserved characters and ``/``).
+
+:meth:`prober.sources.s3.S3Source.read` uses this path only when it knows the bucket's
+region and the client signs with plain SigV4 (not anonymous, not SigV4A/MRAP, not S3
+Express, not FIPS/dual-stack/accelerate endpoints); otherwise, and for good after a
+redirect or a wrong-region answer (:class:`WrongEndpoint`), it reads through aiobotocore.
+``PROBER_S3_FASTPATH=0`` turns the fast path off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import os
+import re
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+from botocore.auth import S3SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.exceptions import BotoCoreError
+from botocore.utils import check_dns_name
+from yarl import URL
+
+from prober.errors import HttpStatusError, ObjectError
+from prober.model import Entry
+from prober.urls import encode_key
+
+ENV_SWITCH = "PROBER_S3_FASTPATH"
+
+# error codes S3 (and S3-compatible stores) use for throttling and transient faults
+THROTTLE_CODES = frozenset({"SlowDown", "Throttling", "ThrottlingException",
+                            "RequestLimitExceeded", "TooManyRequestsException"})  # fmt: skip
+TIMEOUT_CODES = frozenset({"RequestTimeout", "RequestTimeoutException"})
+# answers meaning "this bucket is not where / not signed how the fast path thinks"
+WRONG_ENDPOINT_CODES = frozenset(
+    {"AuthorizationHeaderMalformed", "PermanentRedirect", "IllegalLocationConstraintException"}
+)
+REDIRECT_STATUSES = frozenset({301, 302, 307, 308})
+
+_CODE = re.compile(rb"<Code>\s*([^<\s]{1,200})\s*</Code>")
+_BUCKET_CHARS = re.compile(r"^[a-zA-Z0-9.\-_]{1,255}$")
+_AWS_S3_HOST = re.compile(r"^s3(?:\.[a-z]{2}(?:-[a-z]+)+-\d+)?\.amazonaws\.com(?:\.cn)?$")
+
+
+try:  # the Host value botocore signs when a request has none
+    from botocore.auth import _host_from_url
+except ImportError:  # pragma: no cover - a botocore that moved it
+
+    def _host_from_url(url: str) -> str:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        if ":" in host:
+            host = f"[{host}]"
+        if parts.port is not None and parts.port != {"http": 80, "https": 443}.get(parts.scheme):
+            host = f"{host}:{parts.port}"
+        return host
+
+
+class WrongEndpoint(Exception):
+    """The store redirected or named the wrong region: read this bucket through botocore."""
+
+
+def enabled() -> bool:
+    return os.environ.get(ENV_SWITCH, "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def status_error(status: int, code: str, retry_after: str | None) -> ObjectError:
+    """A per-object error from an S3 error answer: throttling → 503, timeouts → 408,
+    a failed If-Match → ``changed``; ``code`` is the XML ``<Code>`` (or the status)."""
+    if code in THROTTLE_CODES:
+        status = 503
+    elif code in TIMEOUT_CODES:
+        status = 408
+    elif code == "PreconditionFailed" or status == 412:
+        return ObjectError(
+            "changed", "changed: the object changed while being probed (ETag)", status=412
+        )
+    return HttpStatusError(
+        status, code, retry_after=float(retry_after) if str(retry_after or "").isdigit() else None
+    )
+
+
+def object_base_url(
+    bucket: str, region: str, endpoint_url: str | None, *, custom: bool, addressing: str | None
+) -> str | None:
+    """The URL an object's encoded key is appended to, or None when the fast path cannot
+    address this bucket the way botocore would."""
+    if not _BUCKET_CHARS.match(bucket) or bucket.endswith(("--x-s3", "--ol-s3")):
+        return None  # not a plain bucket name (S3 Express, Object Lambda …): botocore's job
+    virtual_ok = "." not in bucket and check_dns_name(bucket)
+    if custom:
+        if not endpoint_url:
+            return None
+        parts = urlsplit(endpoint_url)
+        if not parts.scheme or not parts.netloc:
+            return None
+        if addressing == "virtual" and virtual_ok:
+            return f"{parts.scheme}://{bucket}.{parts.netloc}{parts.path.rstrip('/')}/"
+        return f"{endpoint_url.rstrip('/')}/{bucket}/"
+    endpoint_host = (urlsplit(endpoint_url or "").hostname or "").lower()
+    if endpoint_host and not _AWS_S3_HOST.match(endpoint_host):
+        return None  # FIPS, dual-stack, legacy s3-external-1 …: botocore's job
+    suffix = "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
+    host = f"s3.{region}.{suffix}"
+    if region == "us-east-1" and endpoint_host != host:
+        host = f"s3.{suffix}"  # botocore's default for us-east-1: the global endpoint
+    if virtual_ok and addressing != "path":
+        return f"https://{bucket}.{host}/"
+    return f"https://{host}/{bucket}/"
+
+
+class FastRangedGet:
+    """Signed ranged GETs of one bucket's objects over a shared aiohttp session."""
+
+    def __init__(
+        self,
+        http: Callable[[], aiohttp.ClientSession],
+        credentials: Any,
+        region: str,
+        base_url: str,
+        *,
+        checksum_mode: bool = False,
+    ) -> None:
+        self._http = http
+        self._credentials = credentials  # botocore/aiobotocore Credentials (maybe refreshable)
+        self.region = region
+        self.base_url = base_url
+        self._checksum_mode = checksum_mode
+        # the Host botocore would sign (no default port); given explicitly, the signer
+        # need not parse every URL twice to find it
+        self.host = _host_from_url(base_url)
+
+    def url(self, key: str) -> str:
+        return self.base_url + encode_key(key)
+
+    async def signed(self, key: str, start: int, end: int, etag: str | None) -> tuple[str, Any]:
+        """(url, signed headers) of a ranged GetObject of ``key``."""
+        url = self.url(key)
+        headers = {"host": self.host, "Range": f"bytes={start}-{end - 1}"}
+        if etag:
+            headers["If-Match"] = f'"{etag}"'
+        if self._checksum_mode:
+            headers["x-amz-checksum-mode"] = "ENABLED"
+        frozen = self._credentials.get_frozen_credentials()
+        if inspect.isawaitable(frozen):  # aiobotocore's (refreshable) credentials
+            frozen = await frozen
+        request = AWSRequest(method="GET", url=url, headers=headers)
+        S3SigV4Auth(frozen, "s3", self.region).add_auth(request)
+        return url, request.headers
+
+    async def get(self, entry: Entry, key: str, start: int, end: int) -> bytes:
+        try:
+            url, signed = await self.signed(key, start, end, entry.etag)
+        except BotoCoreError as exc:  # credentials that cannot be refreshed …
+            raise ObjectError("network", f"network: {type(exc).__name__}") from None
+        headers = dict(signed.items())
+        headers["Accept-Encoding"] = "identity"
+        try:
+            async with self._http().get(
+                URL(url, encoded=True), headers=headers, allow_redirects=False
+            ) as resp:
+                status = resp.status
+                if status == 206:
+                    if entry.size is None:  # a bare URL (--enrich): learn the size
+                        total = resp.headers.get("Content-Range", "").rpartition("/")[2]
+                        if total.isdigit():
+                            entry.size = int(total)
+                    _learn_etag(entry, resp.headers)
+                    return await resp.read()
+                if status == 200:  # a store that ignores Range: take what is needed
+                    length = resp.content_length
+                    if entry.size is None and length is not None:
+                        entry.size = length
+                    _learn_etag(entry, resp.headers)
+                    want = end if length is None else min(end, length)
+                    data = await _read_upto(resp, want)
+                    resp.close()
+                    return data[start:end]
+                if status in REDIRECT_STATUSES:
+                    raise WrongEndpoint(f"HTTP {status}")
+                body = await _read_upto(resp, 1 << 16)  # an XML error document
+                match = _CODE.search(body)
+                code = match.group(1).decode("utf-8", "replace") if match else ""
+                if code in WRONG_ENDPOINT_CODES:
+                    raise WrongEndpoint(code)
+                raise status_error(status, code or str(status), resp.headers.get("Retry-After"))
+        except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
+            raise ObjectError(
+                "network", f"network: connection failed ({type(exc).__name__})"
+            ) from None
+        except TimeoutError:
+            raise ObjectError("timeout", "timeout: no answer in time") from None
+        except asyncio.IncompleteReadError:
+            raise ObjectError("network", "network: connection closed mid-body") from None
+
+
+async def _read_upto(resp: aiohttp.ClientResponse, n: int) -> bytes:
+    buf = bytearray()
+    async for chunk in resp.content.iter_chunked(65536):
+        buf += chunk
+        if len(buf) >= n:
+            break
+    return bytes(buf[:n])
+
+
+def _learn_etag(entry: Entry, headers: Any) -> None:
+    if entry.etag is None:
+        etag = headers.get("ETag")
+        if etag:
+            entry.etag = etag.strip('"')  # later reads must see the same object

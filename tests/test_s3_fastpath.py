@@ -1,0 +1,505 @@
+"""The S3 fast read path (prober/sources/s3_sign.py).
+
+* What it sends is what aiobotocore sends: for tricky keys, ranges, If-Match, session
+  tokens, AWS (virtual, path, us-east-1, China), custom endpoints and OBS, the URL, the
+  signed headers and — at the same instant, same credentials — the Authorization header
+  equal those of the request aiobotocore itself builds (captured at its ``before-send``).
+* It reads the right objects (moto), maps S3 errors exactly as the aiobotocore path does
+  (a scripted S3 error server), and gives the same spec and report with
+  ``PROBER_S3_FASTPATH=0`` and without (moto, sample media and the corpus).
+* A store that answers a read with a wrong-region 400 or a 301 (bench/store.py's S3 face
+  with ``--region``; moto checks no signing region) switches the source to aiobotocore,
+  whose region redirector then gets every object right.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import botocore.auth
+import pytest
+from aiohttp import web
+
+from prober.errors import ObjectError
+from prober.model import Entry
+from prober.sources import SourceContext, SourceOptions, open_source
+from prober.sources.s3_sign import FastRangedGet, object_base_url, status_error
+from tests.corpus_check import read_report
+
+REPO = Path(__file__).resolve().parents[1]
+FROZEN = dt.datetime(2026, 3, 4, 5, 6, 7)
+
+TRICKY_KEYS = [
+    "clips/a b.mp4",
+    "clips/Café ü/日本語 клип.mkv",
+    "a+b=c&d.mp4",
+    "hash#tag.mp4",
+    "what?.mp4",
+    "100% done.mp4",
+    "%2F literal percent.mp4",
+    "sp ace+plus%25#?.mp4",
+    "~tilde-_.dot.mp4",
+    "dir//double/./x/../y.mp4",
+    "quote'\"()*!$,;:@[]{}^`|\\.mp4",
+    "trailing space .mp4",
+]
+# a moto bucket reads these back exactly (werkzeug folds '//', './' and '../' itself)
+E2E_KEYS = [k for k in TRICKY_KEYS if "//" not in k and "\\" not in k]
+
+
+# --------------------------------------------------------------------------- helpers
+@pytest.fixture
+def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.MonkeyPatch:
+    """Static keys from the environment, nothing from files or instance metadata, and
+    botocore's signing clock frozen (the fast path signs with the same signer)."""
+    for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN",
+                 "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_DEFAULT_REGION",
+                 "AWS_USE_FIPS_ENDPOINT", "AWS_USE_DUALSTACK_ENDPOINT",
+                 "AWS_S3_US_EAST_1_REGIONAL_ENDPOINT",
+                 "OBS_ACCESS_KEY_ID", "OBS_SECRET_ACCESS_KEY", "OBS_SECURITY_TOKEN",
+                 "PROBER_S3_FASTPATH"):  # fmt: skip
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY")
+    monkeypatch.setenv("AWS_REGION", "eu-west-2")
+    monkeypatch.setattr(botocore.auth, "get_current_datetime", lambda *a, **k: FROZEN)
+    return monkeypatch
+
+
+class _Captured(Exception):
+    pass
+
+
+async def botocore_request(client: Any, bucket: str, key: str, rng: str, etag: str | None) -> Any:
+    """The request aiobotocore sends for get_object (stopped at before-send)."""
+    seen: list[Any] = []
+
+    def before_send(request: Any, **_: Any) -> None:
+        seen.append(request)
+        raise _Captured
+
+    client.meta.events.register("before-send.s3.GetObject", before_send, unique_id="capture")
+    try:
+        kwargs = {"IfMatch": f'"{etag}"'} if etag else {}
+        with pytest.raises(_Captured):
+            await client.get_object(Bucket=bucket, Key=key, Range=rng, **kwargs)
+    finally:
+        client.meta.events.unregister("before-send.s3.GetObject", unique_id="capture")
+    return seen[0]
+
+
+def _signed_names(authorization: str) -> list[str]:
+    return authorization.split("SignedHeaders=", 1)[1].split(",", 1)[0].split(";")
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+async def _fast_for(source: Any, region: str) -> FastRangedGet:
+    await source.client()
+    source.region = region  # as entries() would have found it (GetBucketLocation)
+    fast = await source._fast_path()
+    assert isinstance(fast, FastRangedGet), "the fast path should apply"
+    return fast
+
+
+# ----------------------------------------------------- (a) what is signed = botocore's
+CASES = [
+    # (source spec, region, options, extra env, expected URL prefix)
+    ("s3://my-bucket", "eu-west-2", {}, {}, "https://my-bucket.s3.eu-west-2.amazonaws.com/"),
+    ("s3://my.dotted.bucket", "eu-west-2", {}, {},
+     "https://s3.eu-west-2.amazonaws.com/my.dotted.bucket/"),
+    ("s3://Legacy_Bucket", "eu-west-2", {}, {},
+     "https://s3.eu-west-2.amazonaws.com/Legacy_Bucket/"),
+    ("s3://east-bucket", "us-east-1", {}, {}, "https://east-bucket.s3.amazonaws.com/"),
+    ("s3://east-bucket", "us-east-1", {}, {"AWS_S3_US_EAST_1_REGIONAL_ENDPOINT": "regional"},
+     "https://east-bucket.s3.us-east-1.amazonaws.com/"),
+    ("s3://cn-bucket", "cn-north-1", {}, {}, "https://cn-bucket.s3.cn-north-1.amazonaws.com.cn/"),
+    ("s3://my-bucket", "eu-west-2", {}, {"AWS_SESSION_TOKEN": "FwoGZXIvYXdzEXAMPLE//token+="},
+     "https://my-bucket.s3.eu-west-2.amazonaws.com/"),
+    ("s3://minio-bucket", "us-east-1", {"endpoint_url": "http://127.0.0.1:9000"}, {},
+     "http://127.0.0.1:9000/minio-bucket/"),
+    ("s3://env-bucket", "eu-west-2", {}, {"AWS_ENDPOINT_URL": "https://storage.example.com:8443"},
+     "https://storage.example.com:8443/env-bucket/"),
+    ("obs://obs-bucket", "eu-de", {},
+     {"OBS_ACCESS_KEY_ID": "obs-ak", "OBS_SECRET_ACCESS_KEY": "obs-sk",
+      "OBS_SECURITY_TOKEN": "obs-token"},
+     "https://obs-bucket.obs.eu-de.otc.t-systems.com/"),
+    ("obs://obs-bucket", "eu-nl", {"endpoint_url": "http://127.0.0.1:9000", "region": "eu-nl"},
+     {"OBS_ACCESS_KEY_ID": "obs-ak", "OBS_SECRET_ACCESS_KEY": "obs-sk"},
+     "http://127.0.0.1:9000/obs-bucket/"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("spec", "region", "options", "env", "prefix"), CASES)
+async def test_signed_request_equals_botocores(aws_env, spec, region, options, env, prefix):
+    aws_env.setenv("AWS_REGION", region)  # the client's region is the bucket's
+    for name, value in env.items():
+        aws_env.setenv(name, value)
+    ctx = SourceContext(SourceOptions(**options))
+    source = open_source(spec, ctx)
+    try:
+        fast = await _fast_for(source, region)
+        client = await source.client()
+        for key in TRICKY_KEYS:
+            for start, end, etag in [(0, 65536, "9b2cf535f27731c974343645a3985328"),
+                                     (1000, 1001, None)]:  # fmt: skip
+                url, headers = await fast.signed(key, start, end, etag)
+                sent = await botocore_request(
+                    client, source.bucket, key, f"bytes={start}-{end - 1}", etag
+                )
+                assert url == sent.url and url.startswith(prefix), key
+                ours = {k.lower(): _text(v) for k, v in headers.items()}
+                theirs = {k.lower(): _text(v) for k, v in sent.headers.items()}
+                names = _signed_names(theirs["authorization"])
+                assert _signed_names(ours["authorization"]) == names, key
+                assert ours["authorization"] == theirs["authorization"], key
+                for name in names:  # the values sent are the values signed
+                    if name != "host":
+                        assert ours[name] == theirs[name], (key, name)
+                assert ours["host"] == botocore.auth._host_from_url(sent.url)
+                token = env.get("AWS_SESSION_TOKEN") or env.get("OBS_SECURITY_TOKEN")
+                assert ours.get("x-amz-security-token") == token
+                assert ("if-match" in names) == bool(etag)
+    finally:
+        await source.close()
+        await ctx.close()
+
+
+async def test_refreshable_credentials_are_fetched_per_request(aws_env):
+    from aiobotocore.credentials import AioRefreshableCredentials
+
+    calls: list[int] = []
+
+    async def refresh() -> dict[str, str]:
+        calls.append(1)
+        soon = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=30)  # always due for refresh
+        return {"access_key": f"AK{len(calls)}", "secret_key": f"SK{len(calls)}",
+                "token": f"TOKEN{len(calls)}", "expiry_time": soon.isoformat()}  # fmt: skip
+
+    ctx = SourceContext(SourceOptions())
+    source = open_source("s3://my-bucket", ctx)
+    try:
+        fast = await _fast_for(source, "eu-west-2")
+        fast._credentials = AioRefreshableCredentials.create_from_metadata(
+            await refresh(), refresh, "test"
+        )
+        _, first = await fast.signed("k.mp4", 0, 10, None)
+        _, second = await fast.signed("k.mp4", 0, 10, None)
+        assert "Credential=AK2/" in first["Authorization"]
+        assert first["X-Amz-Security-Token"] == "TOKEN2"
+        assert "Credential=AK3/" in second["Authorization"]
+        assert second["X-Amz-Security-Token"] == "TOKEN3"
+    finally:
+        await source.close()
+        await ctx.close()
+
+
+async def test_when_the_fast_path_does_not_apply(aws_env):
+    ctx = SourceContext(SourceOptions())
+    try:
+        source = open_source("s3://my-bucket", ctx)  # region never detected (--enrich)
+        assert await source._fast_path() is False
+        await source.close()
+        source = open_source("s3://my-bucket", ctx)
+        aws_env.setenv("PROBER_S3_FASTPATH", "0")
+        await source.client()
+        source.region = "eu-west-2"
+        assert await source._fast_path() is False
+        await source.close()
+        aws_env.delenv("PROBER_S3_FASTPATH")
+        source = open_source("arn:aws:s3::123456789012:accesspoint/mfzwi23gnjvgw.mrap", ctx)
+        await source.client()
+        source.region = "us-east-1"
+        assert await source._fast_path() is False  # SigV4A through the access point
+        await source.close()
+        for env in ("AWS_USE_FIPS_ENDPOINT", "AWS_USE_DUALSTACK_ENDPOINT"):
+            aws_env.setenv(env, "true")
+            source = open_source("s3://my-bucket", ctx)
+            await source.client()
+            source.region = "eu-west-2"
+            assert await source._fast_path() is False, env
+            await source.close()
+            aws_env.delenv(env)
+    finally:
+        await ctx.close()
+    assert object_base_url("b--x-s3", "us-east-1", None, custom=False, addressing=None) is None
+    assert object_base_url("b", "us-east-1", None, custom=True, addressing=None) is None
+    assert object_base_url("b", "us-east-1", "https://s3-external-1.amazonaws.com",
+                           custom=False, addressing=None) is None  # fmt: skip
+    assert (
+        object_base_url("bkt", "eu-de", "https://obs.eu-de.otc.t-systems.com", custom=True,
+                        addressing="virtual")
+        == "https://bkt.obs.eu-de.otc.t-systems.com/"
+    )  # fmt: skip
+    assert (
+        object_base_url("bkt", "eu-west-1", None, custom=False, addressing="path")
+        == "https://s3.eu-west-1.amazonaws.com/bkt/"
+    )
+
+
+# --------------------------------------------------------------- reads against moto
+async def test_fast_reads_against_moto(moto_server, unique_name, monkeypatch):
+    bucket = unique_name("fast")
+    moto_server.create_bucket(bucket, region="eu-west-2")
+    blobs = {key: f"{i:04d}:{key}".encode() * 50 for i, key in enumerate(E2E_KEYS)}
+    for key, data in blobs.items():
+        moto_server.put(bucket, key, data)
+    for name, value in moto_server.env().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("PROBER_S3_FASTPATH", raising=False)
+    ctx = SourceContext(SourceOptions())
+    source = open_source(f"s3://{bucket}/", ctx)
+    try:
+        entries = {e.key: e async for e in source.entries()}
+        assert source.region == "eu-west-2" and set(entries) == set(blobs)
+        client = await source.client()
+        calls: list[Any] = []
+        real = client.get_object
+
+        async def spy(**kwargs: Any) -> Any:
+            calls.append(kwargs)
+            return await real(**kwargs)
+
+        monkeypatch.setattr(client, "get_object", spy)
+        for key, data in blobs.items():
+            entry = entries[key]
+            assert await source.read(entry, 3, 40) == data[3:40], key
+            # a bare entry (--enrich) learns size and ETag from the answer
+            bare = Entry(url="x", key=key, handle=key)
+            assert await source.read(bare, 0, 10) == data[:10]
+            assert bare.size == len(data) and bare.etag == entry.etag
+        assert isinstance(source._fast, FastRangedGet) and calls == []
+        # errors: a missing key, an ETag that no longer matches
+        with pytest.raises(ObjectError) as missing:
+            await source.read(Entry(url="x", key="gone.mp4", handle="gone.mp4"), 0, 10)
+        assert str(missing.value) == "HTTP 404 NoSuchKey" and missing.value.status == 404
+        stale = Entry(url="x", key=E2E_KEYS[0], handle=E2E_KEYS[0], etag="0" * 32)
+        with pytest.raises(ObjectError) as changed:
+            await source.read(stale, 0, 10)
+        assert changed.value.reason == "changed" and changed.value.status == 412
+        assert calls == []
+    finally:
+        await source.close()
+        await ctx.close()
+
+
+# --------------------------------------------- error mapping = the aiobotocore path's
+ERRORS: dict[str, tuple[int, str | None, dict[str, str]]] = {
+    "slow.mp4": (503, "SlowDown", {"Retry-After": "3"}),
+    "throttled.mp4": (400, "Throttling", {}),
+    "timeout.mp4": (400, "RequestTimeout", {}),
+    "changed.mp4": (412, "PreconditionFailed", {}),
+    "missing.mp4": (404, "NoSuchKey", {}),
+    "denied.mp4": (403, "AccessDenied", {}),
+    "expired.mp4": (400, "ExpiredToken", {}),
+    "internal.mp4": (500, "InternalError", {}),
+    "bare503.mp4": (503, None, {}),
+    "bare429.mp4": (429, None, {"Retry-After": "2"}),
+}
+
+
+@pytest.fixture
+async def s3_error_server() -> Any:
+    async def handle(request: web.Request) -> web.Response:
+        key = request.match_info["key"]
+        status, code, headers = ERRORS[key]
+        body = (
+            f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code>'
+            f"<Message>scripted</Message><RequestId>R</RequestId></Error>"
+            if code
+            else ""
+        )
+        return web.Response(status=status, body=body.encode(), headers=headers,
+                            content_type="application/xml" if code else None)  # fmt: skip
+
+    app = web.Application()
+    app.router.add_route("GET", "/{bucket}/{key:.*}", handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    yield f"http://127.0.0.1:{port}"
+    await runner.cleanup()
+
+
+async def test_errors_map_like_the_botocore_path(aws_env, s3_error_server):
+    ctx = SourceContext(SourceOptions(endpoint_url=s3_error_server, region="us-east-1"))
+    source = open_source("s3://scripted", ctx)
+    try:
+        await _fast_for(source, "us-east-1")
+        for key in ERRORS:
+            entry = Entry(url="x", key=key, handle=key, etag="abc")
+            with pytest.raises(ObjectError) as fast:
+                await source.read(entry, 0, 10)
+            with pytest.raises(ObjectError) as slow:
+                await source._botocore_read(entry, 0, 10)
+            got = [(type(e.value), e.value.reason, e.value.status, e.value.retry_after, str(e.value))
+                   for e in (fast, slow)]  # fmt: skip
+            assert got[0] == got[1], key
+        assert isinstance(source._fast, FastRangedGet)
+    finally:
+        await source.close()
+        await ctx.close()
+    assert status_error(503, "SlowDown", "3").retry_after == 3.0
+    assert status_error(400, "RequestTimeout", None).retryable
+    assert not status_error(403, "AccessDenied", None).retryable
+
+
+async def test_network_errors_are_retryable(aws_env):
+    from prober.sources.context import SourceContext as Ctx
+
+    ctx = Ctx(SourceOptions(endpoint_url="http://127.0.0.1:9", timeout=2))
+    source = open_source("s3://nowhere", ctx)
+    try:
+        await _fast_for(source, "us-east-1")
+        with pytest.raises(ObjectError) as exc:
+            await source.read(Entry(url="x", key="k.mp4", handle="k.mp4"), 0, 10)
+        assert exc.value.reason == "network" and exc.value.retryable
+    finally:
+        await source.close()
+        await ctx.close()
+
+
+# ------------------------------------------------------ (b) same results on and off
+def _runs_agree(run_prober: Any, tmp_path: Path, spec: str, env: dict[str, str]) -> dict:
+    outs = {}
+    for mode in ("1", "0"):
+        out, rep, fail = (tmp_path / f"{n}-{mode}" for n in ("spec.json", "r.jsonl", "f.csv"))
+        proc = run_prober(spec, "-o", out, "--report", rep, "--failures", fail, "--concurrency",
+                          "64", env={**env, "PROBER_S3_FASTPATH": mode})  # fmt: skip
+        assert proc.returncode in (0, 3), proc.stderr
+        report = read_report(rep)
+        for line in report.values():
+            line.pop("latency_ms", None)
+        failures = sorted(fail.read_text().splitlines())  # in order of completion
+        outs[mode] = (proc.returncode, json.loads(out.read_text()), report, failures)
+    assert outs["1"][0] == outs["0"][0]
+    assert outs["1"][1] == outs["0"][1]  # the spec
+    assert outs["1"][2] == outs["0"][2]  # every report line: metadata, bytes, requests
+    assert outs["1"][3] == outs["0"][3]  # failures
+    return outs["1"][2]
+
+
+def test_fast_path_on_and_off_give_the_same_results(sample_media, moto_server, run_prober,
+                                                    tmp_path, unique_name):  # fmt: skip
+    root, manifest = sample_media
+    bucket = unique_name("onoff")
+    moto_server.create_bucket(bucket, region="eu-west-2")
+    moto_server.upload_tree(bucket, root)
+    report = _runs_agree(run_prober, tmp_path, f"s3://{bucket}/", moto_server.env())
+    videos = [k for k, t in manifest.items() if t["expect"] == "video"]
+    assert all(report[k]["status"] == "ok" for k in videos)
+    assert any(report[k]["status"] == "failed" for k in manifest if k.startswith("bad/"))
+
+
+@pytest.mark.corpus
+def test_corpus_fast_path_on_and_off(corpus_dir, moto_server, run_prober, tmp_path,
+                                     unique_name):  # fmt: skip
+    bucket = unique_name("corpusonoff")
+    moto_server.create_bucket(bucket)
+    moto_server.upload_tree(bucket, corpus_dir)
+    _runs_agree(run_prober, tmp_path, f"s3://{bucket}/", moto_server.env())
+
+
+# ---------------------------------------------- (c) wrong region: back to aiobotocore
+FILES = ["mp4/h264_aac_faststart.mp4", "mp4/h264_aac_moov_end.mp4", "mkv/h264_aac.mkv",
+         "webm/vp9_opus.webm", "ts/h264_aac.ts"]  # fmt: skip
+
+
+class BenchStore:
+    """bench/store.py (the benchmark's S3 face) in a child process."""
+
+    def __init__(self, objects: list[tuple[str, Path]], tmp: Path, *args: str) -> None:
+        manifest = tmp / "manifest.json"
+        manifest.write_text(json.dumps({"bucket": "bench",
+                                        "objects": [[k, str(p)] for k, p in objects]}))  # fmt: skip
+        self.proc = subprocess.Popen(
+            [sys.executable, str(REPO / "bench" / "store.py"), str(manifest), "--latency", "0",
+             *args],
+            stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        assert self.proc.stdout is not None
+        self.url = self.proc.stdout.readline().split()[0]
+
+    def stats(self) -> dict[str, Any]:
+        import urllib.request
+
+        with urllib.request.urlopen(self.url + "/__stats", timeout=10) as resp:
+            data: dict[str, Any] = json.loads(resp.read())
+            return data
+
+    def close(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+@pytest.fixture
+def region_store(request, sample_media, tmp_path) -> Iterator[tuple[BenchStore, dict]]:
+    root, _ = sample_media
+    objects = [(f"v/{i} {Path(rel).name}", root / rel) for i, rel in enumerate(FILES)]
+    store = BenchStore(objects, tmp_path, "--region", "eu-west-2",
+                       "--wrong-region-status", str(request.param))  # fmt: skip
+    try:
+        yield store, dict(objects)
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("region_store", [400, 301], indirect=True)
+async def test_wrong_region_switches_to_botocore(aws_env, region_store):
+    store, objects = region_store
+    # the user says us-west-1; the bucket is in eu-west-2 (as S3 answers: 400 naming the
+    # region, or a 301): listing and reads must still succeed, through botocore's redirector
+    ctx = SourceContext(SourceOptions(endpoint_url=store.url, region="us-west-1"))
+    source = open_source("s3://bench/", ctx)
+    try:
+        entries = [e async for e in source.entries()]
+        assert source.region == "us-west-1" and len(entries) == len(objects)
+        for entry in entries:
+            data = objects[entry.key].read_bytes()
+            assert await source.read(entry, 5, 1000) == data[5:1000]
+            assert source._fast is False  # switched for good on the first answer
+        stats = store.stats()
+        assert stats["rejected"] == 2  # one listing page (redirected), one direct read
+        assert stats["methods"] == {"GET": len(objects)}
+    finally:
+        await source.close()
+        await ctx.close()
+
+
+@pytest.mark.parametrize("region_store", [400], indirect=True)
+def test_wrong_region_end_to_end(region_store, run_prober, tmp_path):
+    store, objects = region_store
+    env = {"AWS_ENDPOINT_URL": store.url, "AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s",
+           "AWS_REGION": "eu-west-2"}  # fmt: skip
+    reports, rejected = {}, {}
+    for region in ("eu-west-2", "us-west-1"):
+        before = store.stats()["rejected"]
+        rep = tmp_path / f"{region}.jsonl"
+        proc = run_prober("s3://bench/", "--region", region, "--report", rep, "-o",
+                          tmp_path / "spec.json", "--url-style", "s3", env=env)  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        reports[region] = {
+            k: (v["status"], v["videoMetadata"], v["bytes_fetched"], v["requests"])
+            for k, v in read_report(rep).items()
+        }
+        rejected[region] = store.stats()["rejected"] - before
+    assert reports["us-west-1"] == reports["eu-west-2"]
+    assert len(reports["eu-west-2"]) == len(objects)
+    assert all(status == "ok" for status, *_ in reports["eu-west-2"].values())
+    # the right region costs no rejected request; the wrong one the listing's first page
+    # and at most one direct read per object in flight when the first answer came back
+    assert rejected["eu-west-2"] == 0
+    assert 2 <= rejected["us-west-1"] <= 1 + len(objects)
