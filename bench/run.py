@@ -1,6 +1,6 @@
 """prober vs ffprobe on one machine: throughput, requests, bytes, CPU and memory.
 
-    .venv/bin/python bench/run.py            # `make bench`: everything, ~4 minutes
+    .venv/bin/python bench/run.py            # `make bench`: everything, ~2 minutes
     .venv/bin/python bench/run.py --quick    # without the 100k-object memory run
 
 What runs (every process is a child of this one, so its CPU and peak RSS come from
@@ -10,13 +10,18 @@ What runs (every process is a child of this one, so its CPU and peak RSS come fr
    corpus videos, Range reads, a fixed latency per request (default 20 ms), counters of
    requests and bytes per key, and an S3-compatible face (ListObjectsV2, path-style
    GetObject) on the same port.
-2. prober ``--urls`` over HTTP, and prober ``s3://bench/`` through aiobotocore
-   (``AWS_ENDPOINT_URL`` at the store), ``--concurrency 256``.
+2. prober ``--urls`` over HTTP, and prober ``s3://bench/`` (``AWS_ENDPOINT_URL`` at the
+   store: listing through aiobotocore, ranged GETs signed by botocore's SigV4 signer and
+   sent over aiohttp), ``--concurrency 256``.
 3. ``ffprobe -show_format -show_streams URL`` under ``xargs -P`` for a few -P values,
    on a subset of the same objects (same file mix).
 4. Over-fetch against the minimum bytes FFmpeg itself reads (bench/minbytes.py), round
    trips per file from prober's report, and the memory runs (1k/10k/100k hardlinks,
    local backend).
+5. ``--state`` reruns: a second store with 10,000 distinct keys; ``prober s3://bench/
+   --state S`` twice (the listing carries ETags: the rerun should fetch nothing) and
+   ``prober --urls FILE --state S`` twice (no listing: one HEAD per object); wall time
+   of each run and the GETs/HEADs the store counted during the rerun.
 
 Results: a table on stdout, JSON in bench/results/latest.json and a dated copy.
 """
@@ -182,8 +187,10 @@ def measured_against_store(store: StoreProc, cmd: list[str], **kw: Any) -> dict[
 
 
 # --------------------------------------------------------------------------- analysis
-def read_report(path: Path) -> dict[str, dict[str, Any]]:
+def read_report(path: Path, run: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
     """{store key: report line}; a URL's key carries the bucket as its first segment."""
+    if not path.exists():
+        raise SystemExit(f"no report at {path}: " + (run or {}).get("stderr", "")[-2000:])
     out = {}
     with path.open(encoding="utf-8") as fh:
         for line in fh:
@@ -296,6 +303,61 @@ def memory_runs(root: Path, videos: list[str], counts: list[int], conc: int) -> 
     return out
 
 
+# --------------------------------------------------------------------------- state
+def state_runs(root: Path, videos: list[str], n: int, latency: float, conc: str) -> dict:
+    """First run and unchanged rerun with --state, over S3 (listing) and --urls (HEADs)."""
+    nv = len(videos)
+    work = Path(tempfile.mkdtemp(prefix="bench-state-"))
+    keys = [f"s/{i:06d}/{Path(videos[i % nv]).name}" for i in range(n)]
+    manifest = work / "manifest.json"
+    manifest.write_text(json.dumps(
+        {"bucket": "bench", "objects": [[k, str(root / videos[i % nv])] for i, k in enumerate(keys)]}
+    ))  # fmt: skip
+    store = StoreProc(manifest, latency)
+    urls = work / "urls.txt"
+    urls.write_text("".join(f"{store.url}/bench/{quote(k, safe='/')}\n" for k in keys))
+    env = {**os.environ, "AWS_ENDPOINT_URL": store.url, "AWS_ACCESS_KEY_ID": "bench",
+           "AWS_SECRET_ACCESS_KEY": "bench", "AWS_REGION": "us-east-1"}  # fmt: skip
+    env.pop("AWS_PROFILE", None)
+    out: dict[str, Any] = {"objects": n, "latency_ms": latency * 1000, "concurrency": int(conc)}
+    sources = {
+        "s3": ["s3://bench/", "--region", "us-east-1"],
+        "urls": ["--urls", str(urls)],
+    }
+    try:
+        for name, source in sources.items():
+            state = work / f"{name}.sqlite"
+            runs = []
+            for i in (1, 2):
+                print(f"--state {name} run {i}: {n} objects ...", flush=True)
+                spec = work / f"{name}-{i}.json"
+                r = measured_against_store(store, [
+                    PY, "-m", "prober", *source, "--state", str(state), "-o", str(spec), "-q",
+                    "--concurrency", conc,
+                ], env=env)  # fmt: skip
+                st = r.pop("store")
+                runs.append({
+                    "rc": r["rc"], "wall_s": round(r["wall_s"], 3),
+                    "cpu_s": round(r["cpu_s"], 3), "peak_rss_mb": round(r["maxrss_mb"], 1),
+                    "gets": st["methods"].get("GET", 0), "heads": st["methods"].get("HEAD", 0),
+                    "list_requests": st["keys"].get("", [0, 0])[0],
+                    "stderr_tail": r["stderr"][-500:] if r["rc"] else "",
+                })  # fmt: skip
+                print(f"  {runs[-1]}", flush=True)
+            first, second = runs
+            same = json.loads((work / f"{name}-1.json").read_text()) == json.loads(
+                (work / f"{name}-2.json").read_text()
+            )
+            out[name] = {
+                "first": first, "second": second, "same_spec": same,
+                "speedup": round(first["wall_s"] / second["wall_s"], 1),
+            }  # fmt: skip
+    finally:
+        store.close()
+        shutil.rmtree(work, ignore_errors=True)
+    return out
+
+
 # --------------------------------------------------------------------------- main
 def machine() -> dict[str, Any]:
     import av
@@ -331,7 +393,9 @@ def main() -> int:
     ap.add_argument("--concurrency", type=int, default=256)
     ap.add_argument("--memory", default="1000,10000,100000", help="object counts, memory runs")
     ap.add_argument("--quick", action="store_true", help="memory runs at 1k and 10k only")
-    ap.add_argument("--skip", default="", help="comma list of: http,s3,ffprobe,memory")
+    ap.add_argument("--state-objects", type=int, default=10_000,
+                    help="distinct keys for the --state rerun runs")  # fmt: skip
+    ap.add_argument("--skip", default="", help="comma list of: http,s3,ffprobe,state,memory")
     ap.add_argument("--out", type=Path, default=RESULTS / "latest.json")
     args = ap.parse_args()
     skip = set(filter(None, args.skip.split(",")))
@@ -380,7 +444,7 @@ def main() -> int:
                 PY, "-m", "prober", "--urls", str(urls), "-o", str(work / "http.json"),
                 "--report", str(rep), "-q", "--concurrency", conc,
             ])  # fmt: skip
-            report = read_report(rep)
+            report = read_report(rep, r)
             ok = sum(1 for d in report.values() if d["status"] == "ok")
             runs["prober_http"] = summarize_run("prober HTTP", r, n, ok, key_file, mins, sizes)
             runs["prober_http"]["round_trips"] = round_trip_check(report, key_file, classes)
@@ -389,7 +453,8 @@ def main() -> int:
             )
             print(f"  {_brief(runs['prober_http'])}", flush=True)
         if "s3" not in skip:
-            print(f"prober s3:// through aiobotocore: {n} objects ...", flush=True)
+            print(f"prober s3:// (listing by aiobotocore, signed GETs): {n} objects ...",
+                  flush=True)  # fmt: skip
             env = {**os.environ, "AWS_ENDPOINT_URL": store.url, "AWS_ACCESS_KEY_ID": "bench",
                    "AWS_SECRET_ACCESS_KEY": "bench", "AWS_REGION": "us-east-1"}  # fmt: skip
             env.pop("AWS_PROFILE", None)
@@ -398,7 +463,7 @@ def main() -> int:
                 PY, "-m", "prober", "s3://bench/", "-o", str(work / "s3.json"),
                 "--report", str(rep), "-q", "--concurrency", conc, "--region", "us-east-1",
             ], env=env)  # fmt: skip
-            report = read_report(rep)
+            report = read_report(rep, r)
             ok = sum(1 for d in report.values() if d["status"] == "ok")
             runs["prober_s3"] = summarize_run("prober S3", r, n, ok, key_file, mins, sizes)
             runs["prober_s3"]["round_trips"] = round_trip_check(report, key_file, classes)
@@ -421,6 +486,9 @@ def main() -> int:
     finally:
         store.close()
         shutil.rmtree(work, ignore_errors=True)
+
+    if "state" not in skip:
+        results["state"] = state_runs(root, videos, args.state_objects, args.latency, conc)
 
     if "memory" not in skip:
         counts = [int(x) for x in args.memory.split(",") if x]
@@ -496,6 +564,19 @@ def targets(res: dict[str, Any]) -> list[dict[str, Any]]:
     if s3:
         add("S3 requests per object", s3["requests_per_object"], "<= 2",
             s3["requests_per_object"] <= 2)  # fmt: skip
+    st = res.get("state")
+    if st and "s3" in st:
+        s, n = st["s3"], st["objects"]
+        add(f"--state rerun of {n} unchanged objects (S3): no GET, >= 20x faster",
+            f"{s['speedup']}x ({s['first']['wall_s']} s -> {s['second']['wall_s']} s), "
+            f"{s['second']['gets']} GETs, {s['second']['heads']} HEADs", "0 GETs, >= 20x",
+            s["second"]["gets"] == 0 and s["speedup"] >= 20)  # fmt: skip
+    if st and "urls" in st:
+        u, n = st["urls"], st["objects"]
+        add(f"--state rerun of {n} unchanged objects (--urls): 1 HEAD/object, no GET",
+            f"{u['speedup']}x ({u['first']['wall_s']} s -> {u['second']['wall_s']} s), "
+            f"{u['second']['gets']} GETs, {u['second']['heads']} HEADs",
+            f"0 GETs, {n} HEADs", u["second"]["gets"] == 0 and u["second"]["heads"] == n)  # fmt: skip
     mem = res.get("memory") or []
     if len(mem) >= 2:
         lo, hi = mem[0], mem[-1]
@@ -531,6 +612,19 @@ def table(res: dict[str, Any]) -> str:
                 f"| {v['objects']} | {v['objects_per_s']} | {v['cpu_ms_per_object']} "
                 f"| {v['peak_rss_mb']} |"
             )
+    st = res.get("state")
+    if st:
+        lines += ["", f"| --state, {st['objects']} unchanged objects | first run s | rerun s "
+                  "| speed-up | rerun GETs | rerun HEADs | rerun list requests | same spec |",
+                  "|---|---:|---:|---:|---:|---:|---:|---|"]  # fmt: skip
+        for name, label in (("s3", "s3://bench/ (listing)"), ("urls", "--urls (HEAD)")):
+            if name in st:
+                v = st[name]
+                lines.append(
+                    f"| {label} | {v['first']['wall_s']} | {v['second']['wall_s']} "
+                    f"| {v['speedup']}x | {v['second']['gets']} | {v['second']['heads']} "
+                    f"| {v['second']['list_requests']} | {'yes' if v['same_spec'] else 'NO'} |"
+                )
     lines += ["", "| target | value | goal | met |", "|---|---|---|---|"]
     for t in res["targets"]:
         met = {True: "yes", False: "**no**", None: "?"}[t["met"]]

@@ -13,9 +13,16 @@ may share one file (its bytes are held once). Served on 127.0.0.1:
 * ``GET /BUCKET?list-type=2`` -> ListObjectsV2 XML (prefix, max-keys,
   continuation-token, start-after, encoding-type=url); ``GET /BUCKET?location`` ->
   GetBucketLocation. Signatures are not checked (the client still computes them, so
-  aiobotocore's own per-request cost is what gets measured).
+  the client's own per-request signing cost is what gets measured).
+* ``--region R``: the bucket lives in region R. A request signed (SigV4
+  ``Authorization`` header) for another region is answered as S3 answers it —
+  400 ``AuthorizationHeaderMalformed`` naming R, or with ``--wrong-region-status 301``
+  a 301 ``PermanentRedirect`` — both with ``x-amz-bucket-region: R``. Unsigned requests
+  (plain HTTP URLs) are served as usual.
 * ``GET /__stats`` -> JSON ``{"keys": {key: [requests, bytes_sent]}, "requests": n,
-  "bytes": n}``; ``POST /__reset`` zeroes the counters. Not delayed, not counted.
+  "bytes": n, "methods": {"GET": n, "HEAD": n}, "rejected": n}`` (object requests by
+  method; listing pages count under the key ``""``; ``rejected`` = wrong-region answers);
+  ``POST /__reset`` zeroes the counters. Not delayed, not counted.
 
 Every counted request is answered ``--latency`` seconds after it arrived (a timer, not
 a sleep in a thread: thousands can be in flight). It is a hand-rolled asyncio protocol
@@ -30,6 +37,7 @@ import asyncio
 import hashlib
 import json
 import os
+import re
 import socket
 import sys
 from email.utils import formatdate
@@ -38,12 +46,18 @@ from xml.sax.saxutils import escape
 
 LAST_MODIFIED = formatdate(1_700_000_000, usegmt=True)
 LM_ISO = "2023-11-14T22:13:20.000Z"
+_SCOPE_REGION = re.compile(r"Credential=[^/,]+/\d{8}/([^/,]+)/s3/aws4_request")
 
 
 class Store:
-    def __init__(self, bucket: str, objects: list[tuple[str, str]], latency: float) -> None:
+    def __init__(
+        self, bucket: str, objects: list[tuple[str, str]], latency: float,
+        region: str | None = None, wrong_region_status: int = 400,
+    ) -> None:  # fmt: skip
         self.bucket = bucket
         self.latency = latency
+        self.region = region
+        self.wrong_region_status = wrong_region_status
         blobs: dict[str, tuple[bytes, str]] = {}
         self.objects: dict[str, tuple[bytes, str]] = {}
         for key, path in objects:
@@ -53,11 +67,16 @@ class Store:
                 blobs[path] = (data, '"' + hashlib.md5(data).hexdigest() + '"')
             self.objects[key] = blobs[path]
         self.sorted_keys = sorted(self.objects)
+        self.reset()
+
+    def reset(self) -> None:
         self.counts: dict[str, list[int]] = {}
+        self.methods: dict[str, int] = {}
         self.requests = 0
         self.bytes = 0
+        self.rejected = 0
 
-    def count(self, key: str, sent: int) -> None:
+    def count(self, key: str, sent: int, method: str = "GET") -> None:
         c = self.counts.get(key)
         if c is None:
             c = self.counts[key] = [0, 0]
@@ -65,18 +84,55 @@ class Store:
         c[1] += sent
         self.requests += 1
         self.bytes += sent
+        if key:
+            self.methods[method] = self.methods.get(method, 0) + 1
+
+    def wrong_region(self, authorization: str | None) -> tuple[int, list[str], bytes] | None:
+        """S3's answer to a request signed for another region than the bucket's."""
+        if self.region is None or not authorization:
+            return None
+        m = _SCOPE_REGION.search(authorization)
+        if m is None or m.group(1) == self.region:
+            return None
+        self.rejected += 1
+        headers = ["Content-Type: application/xml", f"x-amz-bucket-region: {self.region}"]
+        if self.wrong_region_status == 301:
+            return (
+                301,
+                headers,
+                _s3_error(
+                    "PermanentRedirect",
+                    "<Message>The bucket you are attempting to access must be addressed using "
+                    f"the specified endpoint.</Message><Bucket>{escape(self.bucket)}</Bucket>",
+                ),
+            )
+        return (
+            400,
+            headers,
+            _s3_error(
+                "AuthorizationHeaderMalformed",
+                f"<Message>the region '{escape(m.group(1))}' is wrong; expecting "
+                f"'{escape(self.region)}'</Message><Region>{escape(self.region)}</Region>",
+            ),
+        )
 
     # -- answers: (status, headers, body, counted_key) -----------------------------
-    def answer(self, method: str, target: str, rng: str | None) -> tuple[int, list[str], bytes]:
+    def answer(
+        self, method: str, target: str, rng: str | None, authorization: str | None = None
+    ) -> tuple[int, list[str], bytes]:
         path, _, query = target.partition("?")
         if path == "/__stats":
             body = json.dumps(
-                {"keys": self.counts, "requests": self.requests, "bytes": self.bytes}
-            ).encode()
+                {"keys": self.counts, "requests": self.requests, "bytes": self.bytes,
+                 "methods": self.methods, "rejected": self.rejected}
+            ).encode()  # fmt: skip
             return 200, ["Content-Type: application/json"], body
         if path == "/__reset":
-            self.counts, self.requests, self.bytes = {}, 0, 0
+            self.reset()
             return 200, [], b""
+        rejected = self.wrong_region(authorization)
+        if rejected is not None:
+            return rejected
         raw = path[1:]
         bucket, _, rawkey = raw.partition("/")
         if unquote(bucket) != self.bucket:
@@ -87,7 +143,7 @@ class Store:
         key = unquote(rawkey)
         obj = self.objects.get(key)
         if obj is None:
-            self.count(key, 0)
+            self.count(key, 0, method)
             return 404, ["Content-Type: application/xml"], _s3_error("NoSuchKey")
         data, etag = obj
         size = len(data)
@@ -97,13 +153,13 @@ class Store:
         if rng:
             parsed = _parse_range(rng, size)
             if parsed is False:
-                self.count(key, 0)
+                self.count(key, 0, method)
                 return 416, [*headers, f"Content-Range: bytes */{size}"], b""
             if parsed:
                 status, (start, end) = 206, parsed
                 headers.append(f"Content-Range: bytes {start}-{end - 1}/{size}")
         body = data[start:end] if (start, end) != (0, size) else data
-        self.count(key, 0 if method == "HEAD" else len(body))
+        self.count(key, 0 if method == "HEAD" else len(body), method)
         return status, headers, body
 
     def bucket_op(self, query: str) -> tuple[int, list[str], bytes]:
@@ -158,8 +214,10 @@ class Store:
         return 200, xml, "".join(parts).encode()
 
 
-def _s3_error(code: str) -> bytes:
-    return f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code></Error>'.encode()
+def _s3_error(code: str, extra: str = "") -> bytes:
+    return (
+        f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code>{extra}</Error>'
+    ).encode()
 
 
 def _parse_range(header: str, size: int) -> tuple[int, int] | bool | None:
@@ -185,7 +243,7 @@ def _parse_range(header: str, size: int) -> tuple[int, int] | bool | None:
 
 
 REASONS = {200: "OK", 206: "Partial Content", 404: "Not Found", 416: "Range Not Satisfiable",
-           400: "Bad Request"}  # fmt: skip
+           400: "Bad Request", 301: "Moved Permanently"}  # fmt: skip
 
 
 class Conn(asyncio.Protocol):
@@ -222,6 +280,7 @@ class Conn(asyncio.Protocol):
             self.respond(400, [], b"", "GET", close=True)
             return
         rng = None
+        auth = None
         length = 0
         close = False
         for line in lines[1:]:
@@ -229,6 +288,8 @@ class Conn(asyncio.Protocol):
             name = name.strip().lower()
             if name == "range":
                 rng = value.strip()
+            elif name == "authorization":
+                auth = value
             elif name == "content-length":
                 length = int(value.strip() or 0)
             elif name == "connection" and value.strip().lower() == "close":
@@ -236,7 +297,7 @@ class Conn(asyncio.Protocol):
         if len(self.buf) < end + 4 + length:
             return  # wait for the (ignored) body
         self.buf = self.buf[end + 4 + length :]
-        status, headers, body = self.store.answer(method, target, rng)
+        status, headers, body = self.store.answer(method, target, rng, auth)
         if target.startswith("/__"):
             self.respond(status, headers, body, method, close)
             return
@@ -269,10 +330,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("manifest")
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--latency", type=float, default=0.02)
+    ap.add_argument("--region", help="the bucket's region: requests signed for another one "
+                    "are refused as S3 refuses them")  # fmt: skip
+    ap.add_argument("--wrong-region-status", type=int, choices=(400, 301), default=400)
     args = ap.parse_args(argv)
     with open(args.manifest, encoding="utf-8") as fh:
         m = json.load(fh)
-    store = Store(m["bucket"], [tuple(o) for o in m["objects"]], args.latency)
+    store = Store(m["bucket"], [tuple(o) for o in m["objects"]], args.latency,
+                  args.region, args.wrong_region_status)  # fmt: skip
     try:
         import uvloop
 
