@@ -31,7 +31,6 @@ from prober.sinks.spec import CsvSpecWriter, JsonlSpecWriter, JsonSpecWriter, Sp
 from prober.sources import SourceContext, SourceOptions, open_source, open_url_list
 from prober.sources.base import Source
 from prober.sources.enrich import EnrichSource, load_spec
-from prober.sources.inventory import InventorySource
 from prober.state import StateStore
 
 if TYPE_CHECKING:
@@ -342,7 +341,10 @@ def _open_sources(
         return [EnrichSource(args.enrich, enrich_spec, ctx)]
     sources: list[Source] = [open_source(s, ctx) for s in args.sources]
     sources += [open_url_list(path, ctx) for path in args.urls]
-    sources += [InventorySource(path, ctx) for path in args.inventory]
+    if args.inventory:
+        from prober.sources.inventory import InventorySource  # botocore: only when needed
+
+        sources += [InventorySource(path, ctx) for path in args.inventory]
     if not sources:
         raise UsageError(
             "no SOURCE given (on the command line or in prober.toml); "

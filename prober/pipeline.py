@@ -117,6 +117,7 @@ class PipelineConfig:
 
 
 _DONE = object()
+STATE_BATCH = 256  # listed objects looked up in --state with one query
 
 
 class Pipeline:
@@ -188,6 +189,7 @@ class Pipeline:
     async def _produce(self) -> None:
         filters = self.config.filters
         position = 0
+        batch: list[tuple[Source, Entry, Kind]] = []  # --state: looked up together
         for source in self.sources:
             async for entry in source.entries():
                 if self.stopping.is_set():
@@ -202,12 +204,36 @@ class Pipeline:
                 entry.seq = position
                 if kind is Kind.VIDEO or (kind is Kind.OTHER and self.config.sniff):
                     self.counters.videos += kind is Kind.VIDEO
-                    await self.work.put((source, entry, kind))
+                    if self.config.state is not None:
+                        batch.append((source, entry, kind))
+                        if len(batch) >= STATE_BATCH:
+                            await self._check_state(batch)
+                    else:
+                        await self.work.put((source, entry, kind, None))
                 elif kind is Kind.OTHER:
                     await self.results.put(Result(entry, kind, Status.SKIPPED))
                 else:
                     await self.results.put(Result(entry, kind, Status.OK))
+            await self._check_state(batch)
         self.counters.listing_done = True
+
+    async def _check_state(self, batch: list[tuple[Source, Entry, Kind]]) -> None:
+        """--state, one query per batch: unchanged objects go straight to the writer,
+        new ones to the probe workers; objects the listing gave no ETag for (URL lists)
+        go to a worker with their stored row, to be compared after one HEAD."""
+        if not batch:
+            return
+        state = self.config.state
+        assert state is not None
+        rows = await state.rows([entry.url for _, entry, _ in batch])
+        for source, entry, kind in batch:
+            row = rows.get(entry.url)
+            cached = state.match(entry, row) if entry.etag and entry.size is not None else None
+            if cached is not None:
+                await self.results.put(cached)
+            else:
+                await self.work.put((source, entry, kind, row))
+        batch.clear()
 
     async def _worker(self) -> None:
         while True:
@@ -216,27 +242,27 @@ class Pipeline:
                 return
             if self.stopping.is_set():
                 continue
-            source, entry, kind = item  # type: ignore[misc]
-            result = await self.probe_one(source, entry, kind)
+            source, entry, kind, row = item  # type: ignore[misc]
+            result = None
+            if row is not None and (entry.etag is None or entry.size is None):
+                result = await self._stat_and_match(source, entry, row)
+            if result is None:
+                result = await self.probe_one(source, entry, kind)
             await self.results.put(result)
 
-    async def _cached(self, source: Source, entry: Entry) -> Result | None:
-        """The stored result for an unchanged object (--state), learning ETag/size if needed."""
-        state = self.config.state
-        if state is None:
-            return None
+    async def _stat_and_match(self, source: Source, entry: Entry, row: tuple) -> Result | None:
+        """One HEAD to learn ETag and size, then the stored result if they match."""
         stat = getattr(source, "stat", None)
-        if (entry.size is None or entry.etag is None) and stat is not None:
-            try:
-                await with_retries(lambda: stat(entry), self.config.retries)
-            except ObjectError:
-                return None  # the probe will meet and report the same problem
-        return await state.lookup(entry)
+        state = self.config.state
+        if stat is None or state is None:
+            return None
+        try:
+            await with_retries(lambda: stat(entry), self.config.retries)
+        except ObjectError:
+            return None  # the probe will meet and report the same problem
+        return state.match(entry, row)
 
     async def probe_one(self, source: Source, entry: Entry, kind: Kind) -> Result:
-        cached = await self._cached(source, entry)
-        if cached is not None:
-            return cached
         stats = ProbeStats()
         retries = 0 if getattr(source, "retries_itself", False) else self.config.retries
         limiter = self.limiter

@@ -5,14 +5,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
-
-from rich.console import Console, Group, RenderableType
-from rich.live import Live
-from rich.progress_bar import ProgressBar
-from rich.table import Table
-from rich.text import Text
+from typing import TYPE_CHECKING, Any
 
 from prober.pipeline import Counters
+
+if TYPE_CHECKING:
+    from rich.console import RenderableType
 
 log = logging.getLogger("prober")
 
@@ -58,6 +56,11 @@ def summary_line(c: Counters, interrupted: bool = False) -> str:
 
 def live_view(c: Counters) -> RenderableType:
     """A bar (pulsing while the listing runs, then against the listed total) and the counts."""
+    from rich.console import Group
+    from rich.progress_bar import ProgressBar
+    from rich.table import Table
+    from rich.text import Text
+
     total = max(c.listed, 1) if c.listing_done else None
     grid = Table.grid(padding=(0, 1))
     grid.add_row(
@@ -80,12 +83,15 @@ class Progress:
         self.mode = mode
         self.interval = interval
         self._task: asyncio.Task[None] | None = None
-        self._live: Live | None = None
+        self._live: Any = None
 
     def start(self) -> None:
         if self.mode == "none":
             return
         if self.mode == "bar":
+            from rich.console import Console
+            from rich.live import Live
+
             console = Console(stderr=True)
             self._live = Live(
                 live_view(self.counters),

@@ -68,13 +68,17 @@ class StateStore:
         return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
 
     # -- lookups ------------------------------------------------------------------------
-    async def lookup(self, entry: Entry) -> Result | None:
+    async def rows(self, urls: list[str]) -> dict[str, tuple[Any, ...]]:
+        """The stored rows for these URLs, one query for the whole batch."""
+        rows: dict[str, tuple[Any, ...]] = await self._run(self._get_many, urls)
+        return rows
+
+    def match(self, entry: Entry, row: tuple[Any, ...] | None) -> Result | None:
         """The stored result if the object is unchanged (same ETag and size)."""
-        row = await self._run(self._get, entry.url)
-        if row is None:
+        if row is None or entry.size is None:
             return None
         etag, size, kind, status, error, metadata = row
-        if etag != entry.etag or size != entry.size or entry.size is None:
+        if etag != entry.etag or size != entry.size:
             return None
         result = Result(entry, Kind(kind), Status(status), error=error, cached=True)
         if metadata is not None:
@@ -82,12 +86,18 @@ class StateStore:
         self.hits += 1
         return result
 
-    def _get(self, url: str) -> tuple[Any, ...] | None:
+    async def lookup(self, entry: Entry) -> Result | None:
+        return self.match(entry, (await self.rows([entry.url])).get(entry.url))
+
+    def _get_many(self, urls: list[str]) -> dict[str, tuple[Any, ...]]:
         assert self._db is not None
-        row: tuple[Any, ...] | None = self._db.execute(
-            "SELECT etag, size, kind, status, error, metadata FROM results WHERE url=?", (url,)
-        ).fetchone()
-        return row
+        marks = ",".join("?" * len(urls))
+        cur = self._db.execute(
+            "SELECT url, etag, size, kind, status, error, metadata FROM results"
+            f" WHERE url IN ({marks})",
+            urls,
+        )
+        return {row[0]: row[1:] for row in cur}
 
     # -- writes -------------------------------------------------------------------------
     async def record(self, result: Result) -> None:

@@ -29,8 +29,8 @@ from prober.errors import ObjectError, WrongKind
 from prober.model import Metadata
 from prober.probe import containers as ct
 from prober.probe.fastmp4 import fast_metadata
+from prober.probe.hints import Hints, Incomplete
 from prober.probe.mime import bmff_mime, matroska_mime
-from prober.probe.parse import Hints, Incomplete, parse
 from prober.probe.sparse import SparseFile
 
 KiB = 1024
@@ -139,6 +139,8 @@ async def probe(
         hints.moov = None
         if meta is not None:
             return meta
+    from prober.probe.parse import parse  # PyAV: loaded on first need
+
     loop = asyncio.get_running_loop()
     miss_block = MISS_BLOCK
     while True:

@@ -6,7 +6,6 @@ Runs in a worker thread: it does no I/O, only parsing of a SparseFile.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from fractions import Fraction
 
 import av
@@ -15,6 +14,7 @@ from av.stream import Disposition
 
 from prober.errors import ObjectError
 from prober.model import Metadata
+from prober.probe.hints import Hints, Incomplete
 from prober.probe.mime import container_mime
 from prober.probe.sparse import SparseFile
 
@@ -26,27 +26,6 @@ IMAGE_FORMATS = frozenset({"image2", "gif", "apng", "webp", "ico", "svg_pipe", "
 # FFmpeg options: the defaults read up to 5 MB to find stream info; we hand FFmpeg
 # only what we fetched, and a hole reads as end-of-file, so these only cap the work.
 AV_OPTIONS = {"probesize": str(4 << 20), "analyzeduration": "5000000"}
-
-
-@dataclass(slots=True)
-class Hints:
-    """What the pure-Python container look already knows."""
-
-    ext: str = ""
-    mime: str | None = None  # from ftyp brand / EBML DocType
-    duration: float | None = None  # from mvhd (what ffprobe 5.1 reports as format duration)
-    rotation: int | None = None  # from tkhd matrix
-    moov: bytes | None = None  # the whole moov box, for the pure-Python fast path
-    fragmented: bool = False  # fragmented MP4: the duration lives in the mfra at the end
-    fps: float | None = None  # fragmented MP4: frames / time of the last fragment
-
-
-class Incomplete(Exception):
-    """FFmpeg parsed, but a required field is missing; more bytes may help."""
-
-    def __init__(self, message: str, error: ObjectError) -> None:
-        super().__init__(message)
-        self.error = error
 
 
 def parse(sf: SparseFile, hints: Hints) -> Metadata:
