@@ -164,36 +164,52 @@ class S3Source:
     # -- Source protocol ------------------------------------------------------------
     async def entries(self) -> AsyncIterator[Entry]:
         await self.detect_region()
-        client = await self.client()
-        params: dict[str, Any] = {"Bucket": self.bucket, "Prefix": self.prefix, "MaxKeys": 1000}
+        fast = self._fast if self._fast is not None else await self._fast_path()
         # the next page is requested as soon as this one is parsed, so its round trip
         # overlaps with the work on this page's entries (a --state rerun is all listing)
-        pending: asyncio.Task[dict[str, Any]] | None = asyncio.create_task(
-            self._list_page(client, params)
-        )
+        token: str | None = None
+        pending: asyncio.Task[tuple[list[tuple[str, int, str | None]], str | None]] | None
+        pending = asyncio.create_task(self._page(fast, token))
         try:
             while pending is not None:
-                page = await pending
-                pending = None
-                token = page.get("NextContinuationToken")
-                if page.get("IsTruncated") and token:
-                    params = {**params, "ContinuationToken": token}
-                    pending = asyncio.create_task(self._list_page(client, params))
-                for obj in page.get("Contents", ()):
-                    key = obj["Key"]
+                objects, token = await pending
+                pending = asyncio.create_task(self._page(fast, token)) if token else None
+                for key, size, etag in objects:
                     if key.endswith("/") or not prefix_matches(key, self.prefix):
                         continue  # folder markers
-                    yield Entry(
-                        url=self.object_url(key),
-                        key=key,
-                        size=int(obj["Size"]),
-                        etag=(obj.get("ETag") or "").strip('"') or None,
-                        handle=key,
-                    )
+                    yield Entry(url=self.object_url(key), key=key, size=size, etag=etag, handle=key)
         finally:
             if pending is not None:  # the run stopped listing early
                 pending.cancel()
                 pending.add_done_callback(_retrieve)
+
+    async def _page(
+        self, fast: FastRangedGet | bool, token: str | None
+    ) -> tuple[list[tuple[str, int, str | None]], str | None]:
+        """One listing page: directly when reads go direct (no botocore parsing of
+        1,000 keys), else through aiobotocore; retried like any read."""
+        if fast and self._fast is fast:
+            try:
+                return await with_retries(
+                    lambda: s3_sign.list_page(fast, self.prefix, token), self.ctx.options.retries
+                )
+            except s3_sign.WrongEndpoint as exc:
+                log.debug("%s: %s on a direct listing: listing through botocore", self.name, exc)
+                self._fast = False
+            except s3_sign.ListingError as exc:
+                raise self._fatal_code(exc.code) from None
+            except ObjectError as exc:
+                raise FatalError(f"{self.name}: listing failed: {exc}") from None
+        params: dict[str, Any] = {"Bucket": self.bucket, "Prefix": self.prefix, "MaxKeys": 1000}
+        if token:
+            params["ContinuationToken"] = token
+        page = await self._list_page(await self.client(), params)
+        objects = [
+            (obj["Key"], int(obj["Size"]), (obj.get("ETag") or "").strip('"') or None)
+            for obj in page.get("Contents", ())
+        ]
+        next_token = page.get("NextContinuationToken") if page.get("IsTruncated") else None
+        return objects, next_token
 
     async def _list_page(self, client: Any, params: dict[str, Any]) -> dict[str, Any]:
         """One listing page, retried like any read; a final failure ends the run."""
@@ -321,15 +337,19 @@ class S3Source:
                 f"{where}: cannot reach the endpoint {exc.kwargs.get('endpoint_url', '')}"
             )
         if isinstance(exc, ClientError):
-            code = _code(exc)
-            if code in ("NoSuchBucket", "404"):
-                return FatalError(f"{where}: {self.what()} does not exist")
-            if code in ("AccessDenied", "403", "AllAccessDisabled"):
-                return FatalError(f"{where}: access denied listing {self.what()}")
-            if code in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken"):
-                return FatalError(f"{where}: credentials rejected ({code})")
-            return FatalError(f"{where}: listing failed ({code})")
+            return self._fatal_code(_code(exc))
         return FatalError(f"{where}: {type(exc).__name__}: {exc}")
+
+    def _fatal_code(self, code: str) -> FatalError:
+        """The one line for a listing that the store refused with this error code."""
+        where = self.name
+        if code in ("NoSuchBucket", "404"):
+            return FatalError(f"{where}: {self.what()} does not exist")
+        if code in ("AccessDenied", "403", "AllAccessDisabled"):
+            return FatalError(f"{where}: access denied listing {self.what()}")
+        if code in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken"):
+            return FatalError(f"{where}: credentials rejected ({code})")
+        return FatalError(f"{where}: listing failed ({code})")
 
 
 def _object_error(exc: ClientError) -> ObjectError:
