@@ -65,3 +65,19 @@ class WrongKind(ObjectError):
     def __init__(self, kind: str, message: str) -> None:
         super().__init__("not_video", message)
         self.kind = kind
+
+
+class ListingFailed(ObjectError):
+    """A failed listing request (retried like a read), carrying the client library's
+    exception so the final one-line message can say what it was."""
+
+    def __init__(
+        self,
+        cause: BaseException,
+        *,
+        status: int | None = None,
+        reason: str = "http",
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(reason, type(cause).__name__, status=status, retry_after=retry_after)
+        self.cause = cause

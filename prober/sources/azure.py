@@ -51,11 +51,12 @@ from azure.core.exceptions import (
 from azure.core.pipeline.transport import AioHttpTransport
 from azure.storage.blob.aio import BlobServiceClient, ContainerClient
 
-from prober.errors import FatalError, HttpStatusError, ObjectError, UsageError
+from prober.errors import FatalError, HttpStatusError, ListingFailed, ObjectError, UsageError
 from prober.model import Entry
 from prober.retry import with_retries
 from prober.sources.context import SourceContext
 from prober.sources.s3 import prefix_matches
+from prober.sources.wire import content_range_total, retry_after
 from prober.urls import encode_key, redact
 
 T = TypeVar("T")
@@ -259,7 +260,7 @@ class AzureSource:
                 offset=start, length=end - start, max_concurrency=1, retry_total=0, **conditions
             )
             if entry.size is None:  # a bare URL (--enrich): "bytes a-b/TOTAL"
-                entry.size = _total(downloader.properties.content_range)
+                entry.size = content_range_total(downloader.properties.content_range)
             return bytes(await downloader.readall())
         except (ServiceRequestTimeoutError, ServiceResponseTimeoutError):
             raise ObjectError("timeout", "timeout: no answer in time") from None
@@ -275,7 +276,7 @@ class AzureSource:
                 raise ObjectError("network", f"network: {type(exc).__name__}") from None
             if status == 416:  # past the end
                 if entry.size is None and exc.response is not None:
-                    entry.size = _total(exc.response.headers.get("Content-Range")) or 0
+                    entry.size = content_range_total(exc.response.headers.get("Content-Range")) or 0
                 return b""
             if status == 412:
                 raise ObjectError(
@@ -302,20 +303,20 @@ class AzureSource:
             try:
                 return await call()
             except (ServiceRequestTimeoutError, ServiceResponseTimeoutError) as exc:
-                raise _Failed(exc, reason="timeout") from None
+                raise ListingFailed(exc, reason="timeout") from None
             except (ServiceRequestError, ServiceResponseError) as exc:
-                raise _Failed(exc, reason="network") from None
+                raise ListingFailed(exc, reason="network") from None
             except HttpResponseError as exc:
                 # no status: a credential that could not get a token; not retried
-                raise _Failed(
+                raise ListingFailed(
                     exc, status=exc.status_code or 400, retry_after=_retry_after(exc)
                 ) from None
             except AzureError as exc:
-                raise _Failed(exc, status=400) from None
+                raise ListingFailed(exc, status=400) from None
 
         try:
             return await with_retries(attempt, self.ctx.options.retries)
-        except _Failed as failed:
+        except ListingFailed as failed:
             raise self._fatal(failed.cause) from None
 
     def _fatal(self, exc: BaseException) -> FatalError:
@@ -374,21 +375,6 @@ class AzureSource:
         return value if expiry < datetime.now(UTC) else None
 
 
-class _Failed(ObjectError):
-    """A failed listing request, carrying the SDK's exception for the final message."""
-
-    def __init__(
-        self,
-        cause: BaseException,
-        *,
-        status: int | None = None,
-        reason: str = "http",
-        retry_after: float | None = None,
-    ) -> None:
-        super().__init__(reason, type(cause).__name__, status=status, retry_after=retry_after)
-        self.cause = cause
-
-
 def _code(exc: BaseException) -> str:
     code = getattr(exc, "error_code", None)
     if code:
@@ -397,25 +383,9 @@ def _code(exc: BaseException) -> str:
     return str(getattr(response, "reason", "") or "") if response is not None else ""
 
 
-def _total(content_range: str | None) -> int | None:
-    total = str(content_range or "").rpartition("/")[2]
-    return int(total) if total.isdigit() else None
-
-
 def _retry_after(exc: HttpResponseError) -> float | None:
     response = exc.response
-    value = response.headers.get("Retry-After") if response is not None else None
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        from email.utils import parsedate_to_datetime
-
-        return max(0.0, (parsedate_to_datetime(value) - datetime.now(UTC)).total_seconds())
-    except (TypeError, ValueError):
-        return None
+    return retry_after(response.headers.get("Retry-After") if response is not None else None)
 
 
 def _connection_fields(conn: str) -> dict[str, str]:

@@ -33,11 +33,12 @@ import aiohttp
 from gcloud.aio.auth.token import Type as TokenType
 from gcloud.aio.storage import Storage
 
-from prober.errors import FatalError, HttpStatusError, ObjectError, UsageError
+from prober.errors import FatalError, HttpStatusError, ListingFailed, ObjectError, UsageError
 from prober.model import Entry
 from prober.retry import with_retries
 from prober.sources.context import SourceContext
 from prober.sources.s3 import prefix_matches, split_bucket
+from prober.sources.wire import content_range_total, read_upto, retry_after
 from prober.urls import encode_key, redact
 
 T = TypeVar("T")
@@ -193,7 +194,7 @@ class GcsSource:
             )
             async with stream as resp:
                 if resp.status == 206:
-                    total = _total_from_content_range(resp.headers.get("Content-Range", ""))
+                    total = content_range_total(resp.headers.get("Content-Range", ""))
                     if total is not None and entry.size is None:
                         entry.size = total
                     return bytes(await resp.read())
@@ -201,19 +202,19 @@ class GcsSource:
                 length = resp.content_length
                 if entry.size is None and length is not None:
                     entry.size = length
-                data = await _read_upto(resp, end)
+                data = await read_upto(resp, end)
                 resp.close()
                 return data[start:end]
         except aiohttp.ClientResponseError as exc:
             if exc.status == 416:  # past the end
                 if entry.size is None:
                     header = exc.headers.get("Content-Range", "") if exc.headers else ""
-                    entry.size = _total_from_content_range(header) or 0
+                    entry.size = content_range_total(header) or 0
                 return b""
             raise HttpStatusError(
                 exc.status,
                 _reason(exc),
-                retry_after=_retry_after(exc.headers.get("Retry-After") if exc.headers else None),
+                retry_after=retry_after(exc.headers.get("Retry-After") if exc.headers else None),
             ) from None
         except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
             raise ObjectError(
@@ -235,16 +236,16 @@ class GcsSource:
             try:
                 return await call()
             except aiohttp.ClientResponseError as exc:
-                retry_after = _retry_after(exc.headers.get("Retry-After") if exc.headers else None)
-                raise _Failed(exc, status=exc.status, retry_after=retry_after) from None
+                wait = retry_after(exc.headers.get("Retry-After") if exc.headers else None)
+                raise ListingFailed(exc, status=exc.status, retry_after=wait) from None
             except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
-                raise _Failed(exc, reason="network") from None
+                raise ListingFailed(exc, reason="network") from None
             except TimeoutError as exc:
-                raise _Failed(exc, reason="timeout") from None
+                raise ListingFailed(exc, reason="timeout") from None
 
         try:
             return await with_retries(attempt, self.ctx.options.retries)
-        except _Failed as failed:
+        except ListingFailed as failed:
             raise self._fatal(failed.cause) from None
 
     def _fatal(self, exc: BaseException) -> FatalError:
@@ -267,21 +268,6 @@ class GcsSource:
         return FatalError(f"{where}: listing failed ({type(exc).__name__})")
 
 
-class _Failed(ObjectError):
-    """A failed listing request, carrying the library's exception for the final message."""
-
-    def __init__(
-        self,
-        cause: BaseException,
-        *,
-        status: int | None = None,
-        reason: str = "http",
-        retry_after: float | None = None,
-    ) -> None:
-        super().__init__(reason, type(cause).__name__, status=status, retry_after=retry_after)
-        self.cause = cause
-
-
 class _NoToken:
     """Stands in for gcloud-aio-auth's Token under an emulator (never asked for a token)."""
 
@@ -295,35 +281,6 @@ class _NoToken:
 def _reason(exc: aiohttp.ClientResponseError) -> str:
     # the library puts "Reason: <response body>" in the message: keep the reason only
     return (exc.message or "").split(":", 1)[0].strip()[:60]
-
-
-def _retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        from datetime import UTC, datetime
-        from email.utils import parsedate_to_datetime
-
-        return max(0.0, (parsedate_to_datetime(value) - datetime.now(UTC)).total_seconds())
-    except (TypeError, ValueError):
-        return None
-
-
-def _total_from_content_range(value: str) -> int | None:
-    _, _, total = value.rpartition("/")
-    return int(total) if total.isdigit() else None
-
-
-async def _read_upto(resp: aiohttp.ClientResponse, n: int) -> bytes:
-    buf = bytearray()
-    async for chunk in resp.content.iter_chunked(65536):
-        buf += chunk
-        if len(buf) >= n:
-            break
-    return bytes(buf)
 
 
 # -- objectUrl → source, for --enrich ---------------------------------------------------

@@ -18,6 +18,7 @@ import aiohttp
 from prober.errors import HttpStatusError, ObjectError, UsageError
 from prober.model import Entry
 from prober.sources.context import SourceContext
+from prober.sources.wire import content_range_total, learn_etag, read_upto, retry_after
 from prober.urls import key_from_url_path, object_url
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -87,26 +88,26 @@ async def http_range(session: aiohttp.ClientSession, entry: Entry, start: int, e
     try:
         async with session.get(entry.handle, headers=headers, allow_redirects=True) as resp:
             if resp.status == 206:
-                total = _total_from_content_range(resp.headers.get("Content-Range", ""))
+                total = content_range_total(resp.headers.get("Content-Range", ""))
                 if total is not None:
                     entry.size = total
-                _learn_etag(entry, resp.headers)
+                learn_etag(entry, resp.headers)
                 return await resp.content.read()
             if resp.status == 200:
                 # the server ignored Range: take what we need, then drop the connection
                 length = resp.content_length
                 if length is not None:
                     entry.size = length
-                _learn_etag(entry, resp.headers)
+                learn_etag(entry, resp.headers)
                 data = (
                     await resp.content.readexactly(min(end, length))
                     if length is not None
-                    else await _read_upto(resp, end)
+                    else await read_upto(resp, end)
                 )
                 resp.close()
                 return data[start:end]
             if resp.status == 416:
-                total = _total_from_content_range(resp.headers.get("Content-Range", ""))
+                total = content_range_total(resp.headers.get("Content-Range", ""))
                 entry.size = total if total is not None else 0
                 return b""
             if resp.status == 412:
@@ -116,7 +117,7 @@ async def http_range(session: aiohttp.ClientSession, entry: Entry, start: int, e
             raise HttpStatusError(
                 resp.status,
                 resp.reason or "",
-                retry_after=_retry_after(resp.headers.get("Retry-After")),
+                retry_after=retry_after(resp.headers.get("Retry-After")),
             )
     except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
         raise ObjectError("network", f"network: connection failed ({type(exc).__name__})") from None
@@ -133,50 +134,12 @@ async def http_head(session: aiohttp.ClientSession, entry: Entry) -> None:
                 raise HttpStatusError(
                     resp.status,
                     resp.reason or "",
-                    retry_after=_retry_after(resp.headers.get("Retry-After")),
+                    retry_after=retry_after(resp.headers.get("Retry-After")),
                 )
             if resp.content_length is not None:
                 entry.size = resp.content_length
-            _learn_etag(entry, resp.headers)
+            learn_etag(entry, resp.headers)
     except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
         raise ObjectError("network", f"network: connection failed ({type(exc).__name__})") from None
     except TimeoutError:
         raise ObjectError("timeout", "timeout: no answer in time") from None
-
-
-async def _read_upto(resp: aiohttp.ClientResponse, n: int) -> bytes:
-    buf = bytearray()
-    async for chunk in resp.content.iter_chunked(65536):
-        buf += chunk
-        if len(buf) >= n:
-            break
-    return bytes(buf)
-
-
-def _learn_etag(entry: Entry, headers: object) -> None:
-    if entry.etag is None:
-        etag = getattr(headers, "get", lambda _k: None)("ETag")
-        if etag:
-            entry.etag = etag.strip('"')
-
-
-def _retry_after(value: str | None) -> float | None:
-    """Seconds from a Retry-After header (delta-seconds or an HTTP date)."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        from datetime import UTC, datetime
-        from email.utils import parsedate_to_datetime
-
-        return max(0.0, (parsedate_to_datetime(value) - datetime.now(UTC)).total_seconds())
-    except (TypeError, ValueError):
-        return None
-
-
-def _total_from_content_range(value: str) -> int | None:
-    # "bytes 0-65535/1234567" or "bytes */1234"
-    _, _, total = value.rpartition("/")
-    return int(total) if total.isdigit() else None

@@ -49,6 +49,7 @@ from yarl import URL
 
 from prober.errors import HttpStatusError, ObjectError
 from prober.model import Entry
+from prober.sources.wire import learn_etag, read_upto
 from prober.urls import encode_key
 
 ENV_SWITCH = "PROBER_S3_FASTPATH"
@@ -191,20 +192,20 @@ class FastRangedGet:
                         total = resp.headers.get("Content-Range", "").rpartition("/")[2]
                         if total.isdigit():
                             entry.size = int(total)
-                    _learn_etag(entry, resp.headers)
+                    learn_etag(entry, resp.headers)
                     return await resp.read()
                 if status == 200:  # a store that ignores Range: take what is needed
                     length = resp.content_length
                     if entry.size is None and length is not None:
                         entry.size = length
-                    _learn_etag(entry, resp.headers)
+                    learn_etag(entry, resp.headers)
                     want = end if length is None else min(end, length)
-                    data = await _read_upto(resp, want)
+                    data = await read_upto(resp, want)
                     resp.close()
                     return data[start:end]
                 if status in REDIRECT_STATUSES:
                     raise WrongEndpoint(f"HTTP {status}")
-                body = await _read_upto(resp, 1 << 16)  # an XML error document
+                body = await read_upto(resp, 1 << 16)  # an XML error document
                 match = _CODE.search(body)
                 code = match.group(1).decode("utf-8", "replace") if match else ""
                 if code in WRONG_ENDPOINT_CODES:
@@ -218,15 +219,6 @@ class FastRangedGet:
             raise ObjectError("timeout", "timeout: no answer in time") from None
         except asyncio.IncompleteReadError:
             raise ObjectError("network", "network: connection closed mid-body") from None
-
-
-async def _read_upto(resp: aiohttp.ClientResponse, n: int) -> bytes:
-    buf = bytearray()
-    async for chunk in resp.content.iter_chunked(65536):
-        buf += chunk
-        if len(buf) >= n:
-            break
-    return bytes(buf[:n])
 
 
 # --- ListObjectsV2 ---------------------------------------------------------------------
@@ -311,10 +303,3 @@ async def list_page(
         raise ObjectError("network", f"network: connection failed ({type(exc).__name__})") from None
     except TimeoutError:
         raise ObjectError("timeout", "timeout: no answer in time") from None
-
-
-def _learn_etag(entry: Entry, headers: Any) -> None:
-    if entry.etag is None:
-        etag = headers.get("ETag")
-        if etag:
-            entry.etag = etag.strip('"')  # later reads must see the same object
