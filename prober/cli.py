@@ -314,6 +314,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FATAL
     except KeyboardInterrupt:
         return EXIT_SIGINT
+    except OSError as exc:  # the machine said no: disk full, too many open files …
+        if args.debug:
+            raise
+        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+        log.error("%s%s", exc.strerror or exc, where)
+        return EXIT_FATAL
     except Exception as exc:  # an unexpected bug: still one line unless --debug
         if args.debug:
             raise

@@ -135,6 +135,7 @@ class Pipeline:
         self.on_result = on_result
         self.stopping = asyncio.Event()
         self.interrupted = False
+        self._write_error: Exception | None = None
         threads = config.parse_threads or max(1, os.cpu_count() or 1)
         self.executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="ffmpeg")
         n = max(1, config.concurrency)
@@ -170,6 +171,8 @@ class Pipeline:
             await asyncio.gather(*workers, return_exceptions=self.stopping.is_set())
             await self.results.put(_DONE)
             await writer
+            if self._write_error is not None:
+                raise self._write_error
         finally:
             for task in (producer, *workers, writer):
                 if not task.done():
@@ -320,7 +323,13 @@ class Pipeline:
             item = await self.results.get()
             if item is _DONE:
                 return
-            await self.deliver(item)  # type: ignore[arg-type]
+            if self._write_error is not None:
+                continue  # keep draining so no worker blocks on a full queue
+            try:
+                await self.deliver(item)  # type: ignore[arg-type]
+            except Exception as exc:  # a sink that cannot write (disk full …): stop the run
+                self._write_error = exc
+                self.stopping.set()
 
     async def deliver(self, result: Result) -> None:
         """Count a result, hand it to the sinks and the state."""
