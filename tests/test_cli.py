@@ -296,3 +296,55 @@ def test_environment_is_not_leaked(moto_server, run_prober):
     proc = run_prober("s3://no-such-bucket-here/", env=env)
     assert "SUPERSECRETVALUE123" not in proc.stderr + proc.stdout
     assert os.environ.get("AWS_SECRET_ACCESS_KEY") != "SUPERSECRETVALUE123"
+
+
+def test_a_store_that_ignores_range_is_never_downloaded_whole(sample_media, tmp_path, monkeypatch):
+    """A server answering 200 to ranged GETs: the head is taken from the start of the
+    body, but reaching a moov at the end would be a download, so that object fails."""
+    import asyncio
+    import http.server
+    import socketserver
+    import threading
+
+    from prober.errors import ObjectError
+    from prober.sources import SourceContext, wire
+    from prober.sources.http import HttpSource, entry_for_url
+
+    root, _ = sample_media
+    data = (root / "mp4/h264_aac_moov_end.mp4").read_bytes()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            try:
+                self.wfile.write(data)
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+
+        def log_message(self, *args: object) -> None:
+            return None
+
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setattr(wire, "NO_RANGE_LIMIT", 40_000)  # the sample is ~59 KB
+    url = f"http://127.0.0.1:{server.server_address[1]}/v.mp4"
+
+    async def go() -> None:
+        ctx = SourceContext()
+        source = HttpSource(url, ctx)
+        try:
+            entry = entry_for_url(url)
+            assert await source.read(entry, 0, 1000) == data[:1000]
+            assert entry.size == len(data)
+            with pytest.raises(ObjectError, match="ignores Range requests"):
+                await source.read(entry, len(data) - 2000, len(data))
+        finally:
+            await ctx.close()
+
+    try:
+        asyncio.run(go())
+    finally:
+        server.shutdown()

@@ -38,7 +38,7 @@ from prober.model import Entry
 from prober.retry import with_retries
 from prober.sources.context import SourceContext
 from prober.sources.s3 import prefix_matches, split_bucket
-from prober.sources.wire import content_range_total, read_upto, retry_after
+from prober.sources.wire import content_range_total, read_ignoring_range, retry_after
 from prober.urls import encode_key, redact
 
 T = TypeVar("T")
@@ -202,9 +202,7 @@ class GcsSource:
                 length = resp.content_length
                 if entry.size is None and length is not None:
                     entry.size = length
-                data = await read_upto(resp, end)
-                resp.close()
-                return data[start:end]
+                return await read_ignoring_range(resp, start, end)
         except aiohttp.ClientResponseError as exc:
             if exc.status == 416:  # past the end
                 if entry.size is None:

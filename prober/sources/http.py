@@ -18,7 +18,12 @@ import aiohttp
 from prober.errors import HttpStatusError, ObjectError, UsageError
 from prober.model import Entry
 from prober.sources.context import SourceContext
-from prober.sources.wire import content_range_total, learn_etag, read_upto, retry_after
+from prober.sources.wire import (
+    content_range_total,
+    learn_etag,
+    read_ignoring_range,
+    retry_after,
+)
 from prober.urls import key_from_url_path, object_url
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -99,13 +104,7 @@ async def http_range(session: aiohttp.ClientSession, entry: Entry, start: int, e
                 if length is not None:
                     entry.size = length
                 learn_etag(entry, resp.headers)
-                data = (
-                    await resp.content.readexactly(min(end, length))
-                    if length is not None
-                    else await read_upto(resp, end)
-                )
-                resp.close()
-                return data[start:end]
+                return await read_ignoring_range(resp, start, end)
             if resp.status == 416:
                 total = content_range_total(resp.headers.get("Content-Range", ""))
                 entry.size = total if total is not None else 0

@@ -49,7 +49,7 @@ from yarl import URL
 
 from prober.errors import HttpStatusError, ObjectError
 from prober.model import Entry
-from prober.sources.wire import learn_etag, read_upto
+from prober.sources.wire import learn_etag, read_ignoring_range, read_upto
 from prober.urls import encode_key
 
 ENV_SWITCH = "PROBER_S3_FASTPATH"
@@ -199,10 +199,7 @@ class FastRangedGet:
                     if entry.size is None and length is not None:
                         entry.size = length
                     learn_etag(entry, resp.headers)
-                    want = end if length is None else min(end, length)
-                    data = await read_upto(resp, want)
-                    resp.close()
-                    return data[start:end]
+                    return await read_ignoring_range(resp, start, end)
                 if status in REDIRECT_STATUSES:
                     raise WrongEndpoint(f"HTTP {status}")
                 body = await read_upto(resp, 1 << 16)  # an XML error document

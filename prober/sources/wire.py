@@ -41,6 +41,30 @@ async def read_upto(resp: aiohttp.ClientResponse, n: int) -> bytes:
     return bytes(buf[:n])
 
 
+# a store that ignores Range sends the object from byte 0: reading past this much of it
+# to reach a range (an MP4's moov at the end) would be a download, not a probe
+NO_RANGE_LIMIT = 8 << 20
+
+
+async def read_ignoring_range(resp: aiohttp.ClientResponse, start: int, end: int) -> bytes:
+    """Bytes [start, end) from a 200 answer to a ranged GET, or an ObjectError when
+    getting there means streaming more than NO_RANGE_LIMIT of the object."""
+    from prober.errors import ObjectError
+
+    length = resp.content_length
+    want = end if length is None else min(end, length)
+    if want > NO_RANGE_LIMIT:
+        resp.close()
+        raise ObjectError(
+            "no_range",
+            f"the store ignores Range requests: reading to byte {want:,} would download "
+            f"{want / 1e6:.0f} MB of the object",
+        )
+    data = await read_upto(resp, want)
+    resp.close()
+    return data[start:end]
+
+
 def learn_etag(entry: Entry, headers: Mapping[str, str]) -> None:
     """Remember the first ETag seen: later reads must see the same object (If-Match)."""
     if entry.etag is None:
