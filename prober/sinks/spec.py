@@ -24,6 +24,7 @@ from prober.sinks.atomic import AtomicFile
 from prober.sinks.client_metadata import ClientMetadata
 
 SECTIONS = ("videos", "images", "image_groups", "image_sequences", "dicom_series")
+SPOOL_BATCH = 1000  # spooled entries written to SQLite together
 GROUP_SECTIONS = ("image_groups", "image_sequences", "dicom_series")
 HEADER_KEY = "_prober"
 _DIGITS = re.compile(r"(\d+)")
@@ -110,6 +111,7 @@ class Spool:
         self.db = sqlite3.connect(self.path)
         self.db.execute("PRAGMA journal_mode=OFF")
         self.db.execute("PRAGMA synchronous=OFF")
+        self._singles: list[tuple[str, int, str, bytes]] = []
         # an objectUrl is written once per list, whichever sources or parts repeat it
         self.db.execute(
             "CREATE TABLE s (section TEXT, seq INTEGER, url TEXT, entry BLOB,"
@@ -121,12 +123,17 @@ class Spool:
         )
 
     def add_single(self, section: str, seq: int, entry: dict[str, Any]) -> None:
-        self.db.execute(
-            "INSERT OR IGNORE INTO s VALUES (?,?,?,?)",
-            (section, seq, entry["objectUrl"], orjson.dumps(entry)),
-        )
+        self._singles.append((section, seq, entry["objectUrl"], orjson.dumps(entry)))
+        if len(self._singles) >= SPOOL_BATCH:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._singles:
+            self.db.executemany("INSERT OR IGNORE INTO s VALUES (?,?,?,?)", self._singles)
+            self._singles.clear()
 
     def singles(self, section: str) -> Iterator[bytes]:
+        self._flush()
         cur = self.db.execute("SELECT entry FROM s WHERE section=? ORDER BY seq", (section,))
         for (blob,) in cur:
             yield blob
