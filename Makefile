@@ -14,7 +14,7 @@ AZURITE_STAMP := $(AZURITE_DIR)/.stamp-$(AZURITE_VERSION)
 
 LINT_PATHS := $(wildcard prober tests bench scripts)
 
-.PHONY: install test run bench lint clean distclean
+.PHONY: install sysdeps test run bench lint clean distclean
 
 install: $(INSTALL_STAMP) $(AZURITE_STAMP)
 
@@ -40,14 +40,27 @@ $(AZURITE_STAMP):
 		echo ">> npm not found: skipping Azurite (Azure tests will be skipped)"; \
 	fi
 
-test: install
+# ffprobe is the tests' and the benchmark's oracle: install Debian's ffmpeg when missing
+sysdeps:
+	@if ! command -v ffprobe >/dev/null 2>&1; then \
+		SUDO=""; [ "$$(id -u)" = 0 ] || SUDO="$$(command -v sudo)"; \
+		if command -v apt-get >/dev/null 2>&1 && { [ "$$(id -u)" = 0 ] || [ -n "$$SUDO" ]; }; then \
+			echo ">> installing ffmpeg (ffprobe) with apt-get"; \
+			$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+			$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends ffmpeg; \
+		else \
+			echo ">> ffprobe not found: install ffmpeg (apt-get install ffmpeg, brew install ffmpeg)"; exit 1; \
+		fi; \
+	fi
+
+test: install sysdeps
 	$(RUFF) check $(LINT_PATHS)
 	$(PY) -m pytest -q
 
 run: install
 	$(PY) scripts/demo.py
 
-bench: install
+bench: install sysdeps
 	$(PY) bench/run.py
 
 lint: $(INSTALL_STAMP)
