@@ -33,12 +33,17 @@ import aiohttp
 from gcloud.aio.auth.token import Type as TokenType
 from gcloud.aio.storage import Storage
 
-from prober.errors import FatalError, HttpStatusError, ListingFailed, ObjectError, UsageError
+from prober.errors import FatalError, HttpStatusError, ListingFailed, UsageError
 from prober.model import Entry
 from prober.retry import with_retries
 from prober.sources.context import SourceContext
 from prober.sources.s3 import prefix_matches, split_bucket
-from prober.sources.wire import content_range_total, read_ignoring_range, retry_after
+from prober.sources.wire import (
+    content_range_total,
+    network_errors,
+    read_ignoring_range,
+    retry_after,
+)
 from prober.urls import encode_key, redact
 
 T = TypeVar("T")
@@ -189,20 +194,21 @@ class GcsSource:
         storage = self.storage()
         headers = {"Range": f"bytes={start}-{end - 1}"}
         try:
-            stream = await storage.download_stream(
-                self.bucket, entry.handle, headers=headers, timeout=self.ctx.options.timeout
-            )
-            async with stream as resp:
-                if resp.status == 206:
-                    total = content_range_total(resp.headers.get("Content-Range", ""))
-                    if total is not None and entry.size is None:
-                        entry.size = total
-                    return bytes(await resp.read())
-                # 200: the range was ignored (e.g. a whole small object); take what we need
-                length = resp.content_length
-                if entry.size is None and length is not None:
-                    entry.size = length
-                return await read_ignoring_range(resp, start, end)
+            with network_errors():
+                stream = await storage.download_stream(
+                    self.bucket, entry.handle, headers=headers, timeout=self.ctx.options.timeout
+                )
+                async with stream as resp:
+                    if resp.status == 206:
+                        total = content_range_total(resp.headers.get("Content-Range", ""))
+                        if total is not None and entry.size is None:
+                            entry.size = total
+                        return bytes(await resp.read())
+                    # 200: the range was ignored (e.g. a whole small object); take what we need
+                    length = resp.content_length
+                    if entry.size is None and length is not None:
+                        entry.size = length
+                    return await read_ignoring_range(resp, start, end)
         except aiohttp.ClientResponseError as exc:
             if exc.status == 416:  # past the end
                 if entry.size is None:
@@ -214,12 +220,6 @@ class GcsSource:
                 _reason(exc),
                 retry_after=retry_after(exc.headers.get("Retry-After") if exc.headers else None),
             ) from None
-        except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
-            raise ObjectError(
-                "network", f"network: connection failed ({type(exc).__name__})"
-            ) from None
-        except TimeoutError:
-            raise ObjectError("timeout", "timeout: no answer in time") from None
 
     async def close(self) -> None:
         if self._storage is not None:

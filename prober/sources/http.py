@@ -21,6 +21,7 @@ from prober.sources.context import SourceContext
 from prober.sources.wire import (
     content_range_total,
     learn_etag,
+    network_errors,
     read_ignoring_range,
     retry_after,
 )
@@ -90,7 +91,7 @@ async def http_range(session: aiohttp.ClientSession, entry: Entry, start: int, e
     headers = {"Range": f"bytes={start}-{end - 1}", "Accept-Encoding": "identity"}
     if entry.etag and not entry.etag.startswith("W/"):
         headers["If-Match"] = f'"{entry.etag}"'  # a change between reads is an error, not a mix
-    try:
+    with network_errors():
         async with session.get(entry.handle, headers=headers, allow_redirects=True) as resp:
             if resp.status == 206:
                 total = content_range_total(resp.headers.get("Content-Range", ""))
@@ -118,16 +119,10 @@ async def http_range(session: aiohttp.ClientSession, entry: Entry, start: int, e
                 resp.reason or "",
                 retry_after=retry_after(resp.headers.get("Retry-After")),
             )
-    except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
-        raise ObjectError("network", f"network: connection failed ({type(exc).__name__})") from None
-    except TimeoutError:
-        raise ObjectError("timeout", "timeout: no answer in time") from None
-    except asyncio.IncompleteReadError:
-        raise ObjectError("network", "network: connection closed mid-body") from None
 
 
 async def http_head(session: aiohttp.ClientSession, entry: Entry) -> None:
-    try:
+    with network_errors():
         async with session.head(entry.handle, allow_redirects=True) as resp:
             if resp.status >= 400:
                 raise HttpStatusError(
@@ -138,7 +133,3 @@ async def http_head(session: aiohttp.ClientSession, entry: Entry) -> None:
             if resp.content_length is not None:
                 entry.size = resp.content_length
             learn_etag(entry, resp.headers)
-    except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
-        raise ObjectError("network", f"network: connection failed ({type(exc).__name__})") from None
-    except TimeoutError:
-        raise ObjectError("timeout", "timeout: no answer in time") from None

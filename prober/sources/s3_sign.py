@@ -31,7 +31,6 @@ redirect or a wrong-region answer (:class:`WrongEndpoint`), it reads through aio
 
 from __future__ import annotations
 
-import asyncio
 import html
 import inspect
 import os
@@ -49,7 +48,13 @@ from yarl import URL
 
 from prober.errors import HttpStatusError, ObjectError
 from prober.model import Entry
-from prober.sources.wire import learn_etag, read_ignoring_range, read_upto
+from prober.sources.wire import (
+    content_range_total,
+    learn_etag,
+    network_errors,
+    read_ignoring_range,
+    read_upto,
+)
 from prober.urls import encode_key
 
 ENV_SWITCH = "PROBER_S3_FASTPATH"
@@ -182,16 +187,14 @@ class FastRangedGet:
             raise ObjectError("network", f"network: {type(exc).__name__}") from None
         headers = dict(signed.items())
         headers["Accept-Encoding"] = "identity"
-        try:
+        with network_errors():
             async with self._http().get(
                 URL(url, encoded=True), headers=headers, allow_redirects=False
             ) as resp:
                 status = resp.status
                 if status == 206:
                     if entry.size is None:  # a bare URL (--enrich): learn the size
-                        total = resp.headers.get("Content-Range", "").rpartition("/")[2]
-                        if total.isdigit():
-                            entry.size = int(total)
+                        entry.size = content_range_total(resp.headers.get("Content-Range"))
                     learn_etag(entry, resp.headers)
                     return await resp.read()
                 if status == 200:  # a store that ignores Range: take what is needed
@@ -208,14 +211,6 @@ class FastRangedGet:
                 if code in WRONG_ENDPOINT_CODES:
                     raise WrongEndpoint(code)
                 raise status_error(status, code or str(status), resp.headers.get("Retry-After"))
-        except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
-            raise ObjectError(
-                "network", f"network: connection failed ({type(exc).__name__})"
-            ) from None
-        except TimeoutError:
-            raise ObjectError("timeout", "timeout: no answer in time") from None
-        except asyncio.IncompleteReadError:
-            raise ObjectError("network", "network: connection closed mid-body") from None
 
 
 # --- ListObjectsV2 ---------------------------------------------------------------------
@@ -279,7 +274,7 @@ async def list_page(
         S3SigV4Auth(frozen, "s3", getter.region).add_auth(request)
     except BotoCoreError as exc:
         raise ObjectError("network", f"network: {type(exc).__name__}") from None
-    try:
+    with network_errors():
         async with getter._http().get(
             URL(url, encoded=True), headers=dict(request.headers.items()), allow_redirects=False
         ) as resp:
@@ -296,7 +291,3 @@ async def list_page(
             if error.retryable:
                 raise error
             raise ListingError(resp.status, code)
-    except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
-        raise ObjectError("network", f"network: connection failed ({type(exc).__name__})") from None
-    except TimeoutError:
-        raise ObjectError("timeout", "timeout: no answer in time") from None

@@ -3,13 +3,30 @@ size in a Content-Range, reading a body only as far as needed, ETags."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import asyncio
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
 import aiohttp
 
+from prober.errors import ObjectError
 from prober.model import Entry
+
+
+@contextmanager
+def network_errors() -> Iterator[None]:
+    """aiohttp's connection faults and timeouts as per-object errors, which the shared
+    retry policy retries."""
+    try:
+        yield
+    except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
+        raise ObjectError("network", f"network: connection failed ({type(exc).__name__})") from None
+    except TimeoutError:
+        raise ObjectError("timeout", "timeout: no answer in time") from None
+    except asyncio.IncompleteReadError:
+        raise ObjectError("network", "network: connection closed mid-body") from None
 
 
 def retry_after(value: str | None) -> float | None:
@@ -49,8 +66,6 @@ NO_RANGE_LIMIT = 8 << 20
 async def read_ignoring_range(resp: aiohttp.ClientResponse, start: int, end: int) -> bytes:
     """Bytes [start, end) from a 200 answer to a ranged GET, or an ObjectError when
     getting there means streaming more than NO_RANGE_LIMIT of the object."""
-    from prober.errors import ObjectError
-
     length = resp.content_length
     want = end if length is None else min(end, length)
     if want > NO_RANGE_LIMIT:
