@@ -21,7 +21,6 @@ class AdaptiveLimiter:
         self.limit = self.maximum
         self.cooldown = cooldown
         self.in_flight = 0
-        self.decreases = 0
         self._successes = 0
         self._last_decrease = 0.0
         self._waiters: deque[asyncio.Future[None]] = deque()
@@ -62,7 +61,6 @@ class AdaptiveLimiter:
             self.limit = max(self.minimum, self.limit // 2)
             self._last_decrease = now
             self._successes = 0
-            self.decreases += 1
 
     def succeeded(self) -> None:
         if self.limit >= self.maximum:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
@@ -107,4 +107,3 @@ class Result:
     round_trips: int = 0
     latency: float = 0.0
     cached: bool = False  # came from --state, nothing fetched
-    extra: dict[str, Any] = field(default_factory=dict)

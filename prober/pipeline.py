@@ -64,7 +64,6 @@ def _glob(key: str, pattern: str) -> bool:
 @dataclass(slots=True)
 class Counters:
     listed: int = 0
-    videos: int = 0
     probed: int = 0
     failed: int = 0
     images: int = 0
@@ -206,7 +205,6 @@ class Pipeline:
                 self.counters.listed += 1
                 entry.seq = position
                 if kind is Kind.VIDEO or (kind is Kind.OTHER and self.config.sniff):
-                    self.counters.videos += kind is Kind.VIDEO
                     if self.config.state is not None:
                         batch.append((source, entry, kind))
                         if len(batch) >= STATE_BATCH:

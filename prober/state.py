@@ -48,7 +48,6 @@ class StateStore:
         self._db: sqlite3.Connection | None = None
         self._pending: list[tuple[Any, ...]] = []
         self._last_flush = time.monotonic()
-        self.hits = 0
 
     async def open(self) -> None:
         try:
@@ -83,11 +82,7 @@ class StateStore:
         result = Result(entry, Kind(kind), Status(status), error=error, cached=True)
         if metadata is not None:
             result.metadata = Metadata(**orjson.loads(metadata))
-        self.hits += 1
         return result
-
-    async def lookup(self, entry: Entry) -> Result | None:
-        return self.match(entry, (await self.rows([entry.url])).get(entry.url))
 
     def _get_many(self, urls: list[str]) -> dict[str, tuple[Any, ...]]:
         assert self._db is not None

@@ -70,9 +70,7 @@ class _Fetcher:
         self.stats = stats
 
     async def fetch(self, ranges: list[tuple[int, int]]) -> None:
-        ranges = _merge(
-            [(max(0, a), min(b, self.sf.size)) for a, b in ranges if a < self.sf.size], gap=0
-        )
+        ranges = _merge([(max(0, a), min(b, self.sf.size)) for a, b in ranges if a < self.sf.size])
         ranges = [r for r in ranges if not self.sf.has(*r)]
         if not ranges:
             return
@@ -84,10 +82,10 @@ class _Fetcher:
             self.sf.add(a, data)
 
 
-def _merge(ranges: list[tuple[int, int]], gap: int) -> list[tuple[int, int]]:
+def _merge(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
     out: list[list[int]] = []
     for a, b in sorted(r for r in ranges if r[1] > r[0]):
-        if out and a <= out[-1][1] + gap:
+        if out and a <= out[-1][1]:
             out[-1][1] = max(out[-1][1], b)
         else:
             out.append([a, b])

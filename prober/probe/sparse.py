@@ -64,13 +64,6 @@ class SparseFile(io.RawIOBase):
             return None
         return c[start - s : end - s]
 
-    @property
-    def fetched(self) -> int:
-        return sum(len(c) for c in self._chunks)
-
-    def ranges(self) -> list[tuple[int, int]]:
-        return [(s, s + len(c)) for s, c in zip(self._starts, self._chunks, strict=True)]
-
     # -- file protocol for PyAV -------------------------------------------------------
     def readable(self) -> bool:
         return True

@@ -27,8 +27,6 @@ from prober.sources.wire import (
 )
 from prober.urls import key_from_url_path, object_url
 
-RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
-
 
 def entry_for_url(url: str) -> Entry:
     """The objectUrl drops a signature query (it is a credential); reads use the full URL."""

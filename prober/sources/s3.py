@@ -24,7 +24,7 @@ import contextlib
 import logging
 import os
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -373,9 +373,6 @@ def _retrieve(task: asyncio.Task[Any]) -> None:
 
 def _env_region() -> str | None:
     return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or None
-
-
-UrlBuilder = Callable[[str], str]
 
 
 # ---------------------------------------------------------------------------- OBS
