@@ -13,7 +13,6 @@ import fnmatch
 import logging
 import os
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -115,6 +114,17 @@ class PipelineConfig:
     state: StateStore | None = None
 
 
+async def deliver(
+    result: Result, counters: Counters, sinks: SinkSet, state: StateStore | None
+) -> None:
+    """The writer's work on one result, in either engine: count it, hand it to the
+    sinks, remember it in --state when it was fetched."""
+    counters.add(result)
+    sinks.write(result)
+    if state is not None and (result.requests or result.bytes_fetched):
+        await state.record(result)
+
+
 _DONE = object()
 STATE_BATCH = 256  # listed objects looked up in --state with one query
 
@@ -125,13 +135,11 @@ class Pipeline:
         sources: list[Source],
         sinks: SinkSet,
         config: PipelineConfig,
-        on_result: Callable[[Result], None] | None = None,
     ) -> None:
         self.sources = sources
         self.sinks = sinks
         self.config = config
         self.counters = Counters()
-        self.on_result = on_result
         self.stopping = asyncio.Event()
         self.interrupted = False
         self._write_error: Exception | None = None
@@ -324,16 +332,7 @@ class Pipeline:
             if self._write_error is not None:
                 continue  # keep draining so no worker blocks on a full queue
             try:
-                await self.deliver(item)  # type: ignore[arg-type]
+                await deliver(item, self.counters, self.sinks, self.config.state)  # type: ignore[arg-type]
             except Exception as exc:  # a sink that cannot write (disk full …): stop the run
                 self._write_error = exc
                 self.stopping.set()
-
-    async def deliver(self, result: Result) -> None:
-        """Count a result, hand it to the sinks and the state."""
-        self.counters.add(result)
-        self.sinks.write(result)
-        if self.config.state is not None and (result.requests or result.bytes_fetched):
-            await self.config.state.record(result)
-        if self.on_result is not None:
-            self.on_result(result)

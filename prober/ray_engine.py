@@ -27,7 +27,7 @@ from typing import Any
 
 from prober.errors import FatalError, ProberError, UsageError
 from prober.model import Result
-from prober.pipeline import Counters, Pipeline, PipelineConfig
+from prober.pipeline import Counters, Pipeline, PipelineConfig, deliver
 from prober.sinks import SinkSet
 
 BATCH = 256
@@ -188,7 +188,7 @@ class RayPipeline:
             async for ref in gen:
                 batch: list[Result] = await ref
                 for result in batch:
-                    await self._deliver(result)
+                    await deliver(result, self.counters, self.sinks, self.config.state)
         except self.ray.exceptions.RayTaskError as exc:
             cause = getattr(exc, "cause", None)
             if isinstance(cause, ProberError):
@@ -196,10 +196,3 @@ class RayPipeline:
             raise FatalError(
                 f"--engine ray: a task failed ({type(cause or exc).__name__})"
             ) from None
-
-    async def _deliver(self, result: Result) -> None:
-        self.counters.add(result)
-        self.sinks.write(result)
-        state = self.config.state
-        if state is not None and (result.requests or result.bytes_fetched):
-            await state.record(result)
