@@ -45,22 +45,13 @@ def _failures(path: Path) -> dict[str, str]:
     return {url: err for url, err in rows[1:]}
 
 
-def test_corpus_over_s3(moto_server, corpus_dir, corpus_expected, run_prober, tmp_path):
-    moto_server.create_bucket("corpus")
-    moto_server.upload_tree("corpus", corpus_dir, prefix="")
+def _corpus_over_bucket(source, env, corpus_expected, run_prober, tmp_path):
+    """Run prober over a bucket holding the whole corpus; check every file against its
+    ground truth, the spec against the report, and bad files against the failures.
+    Returns the spec."""
     out, rep, fail = tmp_path / "spec.json", tmp_path / "r.jsonl", tmp_path / "f.csv"
-    proc = run_prober(
-        "s3://corpus/",
-        "-o",
-        out,
-        "--report",
-        rep,
-        "--failures",
-        fail,
-        "--concurrency",
-        "256",
-        env=moto_server.env(),
-    )
+    proc = run_prober(source, "-o", out, "--report", rep, "--failures", fail,
+                      "--concurrency", "256", env=env)  # fmt: skip
     assert proc.returncode == 3, proc.stderr
     report = read_report(rep)
     report = {k: v for k, v in report.items() if k in corpus_expected}
@@ -70,6 +61,14 @@ def test_corpus_over_s3(moto_server, corpus_dir, corpus_expected, run_prober, tm
     failures = _failures(fail)
     bad = [k for k, t in corpus_expected.items() if t["expect"] == "bad"]
     assert {report[k]["objectUrl"] for k in bad} <= set(failures)
+    return spec
+
+
+def test_corpus_over_s3(moto_server, corpus_dir, corpus_expected, run_prober, tmp_path):
+    moto_server.create_bucket("corpus")
+    moto_server.upload_tree("corpus", corpus_dir, prefix="")
+    spec = _corpus_over_bucket("s3://corpus/", moto_server.env(), corpus_expected, run_prober,
+                               tmp_path)  # fmt: skip
     # objectUrls take the amazonaws.com form whatever endpoint prober read from
     assert all(
         v["objectUrl"].startswith("https://corpus.s3.us-east-1.amazonaws.com/")
@@ -80,28 +79,8 @@ def test_corpus_over_s3(moto_server, corpus_dir, corpus_expected, run_prober, tm
 def test_corpus_over_gcs(gcs_server, corpus_dir, corpus_expected, run_prober, tmp_path):
     gcs_server.create_bucket("corpus")
     gcs_server.upload_tree("corpus", corpus_dir, prefix="")
-    out, rep, fail = tmp_path / "spec.json", tmp_path / "r.jsonl", tmp_path / "f.csv"
-    proc = run_prober(
-        "gs://corpus/",
-        "-o",
-        out,
-        "--report",
-        rep,
-        "--failures",
-        fail,
-        "--concurrency",
-        "256",
-        env=gcs_server.env(),
-    )
-    assert proc.returncode == 3, proc.stderr
-    report = read_report(rep)
-    report = {k: v for k, v in report.items() if k in corpus_expected}
-    assert check_corpus_report(report, corpus_expected) == []
-    spec = json.loads(out.read_text())
-    _spec_checks(spec, report)
-    failures = _failures(fail)
-    bad = [k for k, t in corpus_expected.items() if t["expect"] == "bad"]
-    assert {report[k]["objectUrl"] for k in bad} <= set(failures)
+    spec = _corpus_over_bucket("gs://corpus/", gcs_server.env(), corpus_expected, run_prober,
+                               tmp_path)  # fmt: skip
     # gs://bucket/key (key percent-encoded) whatever endpoint prober read from
     assert all(v["objectUrl"].startswith("gs://corpus/") for v in spec["videos"])
     assert " " not in "".join(v["objectUrl"] for v in spec["videos"])
@@ -110,28 +89,8 @@ def test_corpus_over_gcs(gcs_server, corpus_dir, corpus_expected, run_prober, tm
 def test_corpus_over_azure(azurite, corpus_dir, corpus_expected, run_prober, tmp_path):
     azurite.create_container("corpus")
     azurite.upload_tree("corpus", corpus_dir, prefix="")
-    out, rep, fail = tmp_path / "spec.json", tmp_path / "r.jsonl", tmp_path / "f.csv"
-    proc = run_prober(
-        "az://corpus/",
-        "-o",
-        out,
-        "--report",
-        rep,
-        "--failures",
-        fail,
-        "--concurrency",
-        "256",
-        env=azurite.env(),
-    )
-    assert proc.returncode == 3, proc.stderr
-    report = read_report(rep)
-    report = {k: v for k, v in report.items() if k in corpus_expected}
-    assert check_corpus_report(report, corpus_expected) == []
-    spec = json.loads(out.read_text())
-    _spec_checks(spec, report)
-    failures = _failures(fail)
-    bad = [k for k, t in corpus_expected.items() if t["expect"] == "bad"]
-    assert {report[k]["objectUrl"] for k in bad} <= set(failures)
+    spec = _corpus_over_bucket("az://corpus/", azurite.env(), corpus_expected, run_prober,
+                               tmp_path)  # fmt: skip
     # under an emulator, the objectUrl is the emulator's own account URL
     assert all(
         v["objectUrl"].startswith(f"{azurite.blob_endpoint}/corpus/") for v in spec["videos"]
