@@ -1,4 +1,4 @@
-from prober.cli import main
+from prober.cli import console
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    console()

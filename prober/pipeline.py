@@ -41,7 +41,7 @@ class Filters:
     def accept(self, key: str) -> bool:
         if self.include and not any(_glob(key, p) for p in self.include):
             return False
-        if any(_glob(key, p) for p in self.exclude):
+        if self.exclude and any(_glob(key, p) for p in self.exclude):
             return False
         return True
 

@@ -13,6 +13,7 @@ All SQLite work runs on one dedicated thread, off the event loop.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import sqlite3
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -37,6 +38,9 @@ CREATE TABLE IF NOT EXISTS results (
 """
 # failures worth remembering for an unchanged object: its bytes will not change
 STICKY_ERRORS = ("empty", "truncated", "corrupt", "not a", "no video")
+_KINDS = {k.value: k for k in Kind}  # a dict lookup, not Enum's __call__, per row
+_STATUSES = {s.value: s for s in Status}
+_FIELDS = tuple(f.name for f in dataclasses.fields(Metadata))
 FLUSH_EVERY = 256
 FLUSH_SECONDS = 1.0
 
@@ -79,9 +83,15 @@ class StateStore:
         etag, size, kind, status, error, metadata = row
         if etag != entry.etag or size != entry.size:
             return None
-        result = Result(entry, Kind(kind), Status(status), error=error, cached=True)
+        result = Result(entry, _KINDS[kind], _STATUSES[status], error=error, cached=True)
         if metadata is not None:
-            result.metadata = Metadata(**orjson.loads(metadata))
+            fields = orjson.loads(metadata)
+            if isinstance(fields, dict):  # how the first state files stored it
+                result.metadata = Metadata(**fields)
+            elif len(fields) == len(_FIELDS):
+                result.metadata = Metadata(*fields)  # positional: 5x cheaper than by name
+            else:
+                return None  # written by a prober with other fields: probe again
         return result
 
     def _get_many(self, urls: list[str]) -> dict[str, tuple[Any, ...]]:
@@ -94,13 +104,28 @@ class StateStore:
         )
         return {row[0]: row[1:] for row in cur}
 
+    async def split_urls(self, url_prefix: str, every: int) -> list[str]:
+        """Every ``every``-th stored URL under ``url_prefix``, in order: split points
+        for listing a bucket in parallel ranges (prober/sources/listing.py)."""
+        urls: list[str] = await self._run(self._every_nth, url_prefix, every)
+        return urls
+
+    def _every_nth(self, url_prefix: str, every: int) -> list[str]:
+        assert self._db is not None
+        cur = self._db.execute(
+            "SELECT url FROM (SELECT url, row_number() OVER (ORDER BY url) AS n FROM results"
+            " WHERE url >= ?1 AND url < ?1 || char(1114111)) WHERE n % ?2 = 0",
+            (url_prefix, every),
+        )
+        return [row[0] for row in cur]
+
     # -- writes -------------------------------------------------------------------------
     async def record(self, result: Result) -> None:
         """Remember a fresh result; flushed in batches (and by ``close``)."""
         if result.cached or not _worth_keeping(result):
             return
         e = result.entry
-        metadata = orjson.dumps(_metadata_dict(result.metadata)) if result.metadata else None
+        metadata = _metadata_blob(result.metadata) if result.metadata else None
         self._pending.append(
             (
                 e.url,
@@ -145,6 +170,6 @@ def _worth_keeping(result: Result) -> bool:
     return True
 
 
-def _metadata_dict(metadata: Metadata | None) -> dict[str, Any]:
-    assert metadata is not None
-    return {f: getattr(metadata, f) for f in Metadata.__slots__}  # type: ignore[attr-defined]
+def _metadata_blob(metadata: Metadata) -> bytes:
+    """The fields as a JSON array, in declaration order."""
+    return orjson.dumps([getattr(metadata, f) for f in _FIELDS])

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from urllib.parse import parse_qsl, quote, unquote, urlsplit, urlunsplit
 
 # '/' stays the separator; everything else that is not unreserved is encoded, so a
 # '+' becomes %2B (S3 reads a raw '+' in a path as a space) and '#', '?', '%' survive.
 SAFE = "/-_.~"
+_PLAIN = re.compile(r"[A-Za-z0-9/_.~-]*")  # nothing to encode (most keys)
 
 
 def encode_key(key: str) -> str:
-    return quote(key, safe=SAFE)
+    return key if _PLAIN.fullmatch(key) else quote(key, safe=SAFE)
 
 
 def key_from_url_path(path: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import aiohttp
 
@@ -18,9 +19,18 @@ class SourceOptions:
     concurrency: int = 64
 
 
+class ListingHints(Protocol):
+    """What an earlier run saw (``--state``), for listing in parallel ranges."""
+
+    async def split_urls(self, url_prefix: str, every: int) -> list[str]:
+        """Every ``every``-th known object URL starting with ``url_prefix``, sorted."""
+        ...
+
+
 @dataclass(slots=True)
 class SourceContext:
     options: SourceOptions = field(default_factory=SourceOptions)
+    hints: ListingHints | None = None
     _http: aiohttp.ClientSession | None = None
 
     def http(self) -> aiohttp.ClientSession:

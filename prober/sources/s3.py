@@ -25,6 +25,8 @@ import logging
 import os
 import re
 from collections.abc import AsyncIterator
+from functools import partial
+from operator import itemgetter
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -44,14 +46,15 @@ from botocore.exceptions import ConnectionError as BotoConnectionError
 from prober.errors import FatalError, ObjectError, UsageError
 from prober.model import Entry
 from prober.retry import with_retries
-from prober.sources import s3_sign
+from prober.sources import listing, s3_sign
 from prober.sources.context import SourceContext
 from prober.sources.s3_sign import FastRangedGet, WrongEndpoint
-from prober.urls import encode_key
+from prober.urls import encode_key, key_from_url_path
 
 log = logging.getLogger("prober")
 
 URL_STYLES = ("virtual", "path", "s3")
+_KEY = itemgetter(0)
 
 
 def split_bucket(spec: str, scheme: str) -> tuple[str, str]:
@@ -165,33 +168,57 @@ class S3Source:
     async def entries(self) -> AsyncIterator[Entry]:
         await self.detect_region()
         fast = self._fast if self._fast is not None else await self._fast_path()
-        # the next page is requested as soon as this one is parsed, so its round trip
-        # overlaps with the work on this page's entries (a --state rerun is all listing)
-        token: str | None = None
-        pending: asyncio.Task[tuple[list[tuple[str, int, str | None]], str | None]] | None
-        pending = asyncio.create_task(self._page(fast, token))
-        try:
-            while pending is not None:
+        ranges = listing.key_ranges(await self._split_keys())
+        producers = [partial(self._range_pages, fast, lo, hi) for lo, hi in ranges]
+        async for objects in listing.ordered_concat(producers, min(listing.LANES, self.lanes())):
+            for key, size, etag in objects:
+                if key.endswith("/") or not prefix_matches(key, self.prefix):
+                    continue  # folder markers
+                yield Entry(url=self.object_url(key), key=key, size=size, etag=etag, handle=key)
+
+    def lanes(self) -> int:
+        return max(1, self.ctx.options.concurrency // 4)
+
+    async def _split_keys(self) -> list[str]:
+        """Keys that cut the listing into page-sized ranges, from what ``--state``
+        saw last time (none without it: one range, listed page after page)."""
+        hints = self.ctx.hints
+        if hints is None:
+            return []
+        base = self.object_url("")
+        urls = await hints.split_urls(self.object_url(self.prefix), listing.RANGE_KEYS)
+        return [k for k in (key_from_url_path(u[len(base) :]) for u in urls) if k]
+
+    async def _range_pages(
+        self, fast: FastRangedGet | bool, after: str | None, last: str | None
+    ) -> AsyncIterator[list[tuple[str, int, str | None]]]:
+        """The listing pages of the keys in (after, last]; each page's successor is
+        requested as soon as it is handed on, overlapping with the work on it."""
+        objects, token = await self._page(fast, None, after)
+        while True:
+            objects, ended = listing.clip(objects, last, _KEY)
+            if ended or not token:
+                yield objects
+                return
+            pending = asyncio.create_task(self._page(fast, token))
+            try:
+                yield objects
                 objects, token = await pending
-                pending = asyncio.create_task(self._page(fast, token)) if token else None
-                for key, size, etag in objects:
-                    if key.endswith("/") or not prefix_matches(key, self.prefix):
-                        continue  # folder markers
-                    yield Entry(url=self.object_url(key), key=key, size=size, etag=etag, handle=key)
-        finally:
-            if pending is not None:  # the run stopped listing early
-                pending.cancel()
-                pending.add_done_callback(_retrieve)
+            finally:
+                if not pending.done():  # the run stopped listing early
+                    pending.cancel()
+                    pending.add_done_callback(_retrieve)
 
     async def _page(
-        self, fast: FastRangedGet | bool, token: str | None
+        self, fast: FastRangedGet | bool, token: str | None, after: str | None = None
     ) -> tuple[list[tuple[str, int, str | None]], str | None]:
         """One listing page: directly when reads go direct (no botocore parsing of
         1,000 keys), else through aiobotocore; retried like any read."""
         if fast and self._fast is fast:
             try:
                 return await with_retries(
-                    lambda: s3_sign.list_page(fast, self.prefix, token), self.ctx.options.retries
+                    lambda: s3_sign.list_page(fast, self.prefix, token, after),
+                    self.ctx.options.retries,
                 )
             except s3_sign.WrongEndpoint as exc:
                 log.debug("%s: %s on a direct listing: listing through botocore", self.name, exc)
@@ -203,6 +230,8 @@ class S3Source:
         params: dict[str, Any] = {"Bucket": self.bucket, "Prefix": self.prefix, "MaxKeys": 1000}
         if token:
             params["ContinuationToken"] = token
+        elif after:
+            params["StartAfter"] = after
         page = await self._list_page(await self.client(), params)
         objects = [
             (obj["Key"], int(obj["Size"]), (obj.get("ETag") or "").strip('"') or None)

@@ -214,9 +214,9 @@ class FastRangedGet:
 
 
 # --- ListObjectsV2 ---------------------------------------------------------------------
-_CONTENTS = re.compile(rb"<Contents>(.*?)</Contents>", re.S)
-_FIELD = {name: re.compile(rb"<" + name + rb">(.*?)</" + name + rb">", re.S)
-          for name in (b"Key", b"Size", b"ETag")}  # fmt: skip
+# the three fields of <Contents> an entry needs, and the end of each <Contents>; values
+# are XML-escaped, so they hold no '<'
+_CONTENTS_FIELD = re.compile(rb"<(Key|Size|ETag)>([^<]*)</\1>|</Contents>")
 _TRUNCATED = re.compile(rb"<IsTruncated>\s*true\s*</IsTruncated>")
 _TOKEN = re.compile(rb"<NextContinuationToken>(.*?)</NextContinuationToken>", re.S)
 _URL_ENCODED = re.compile(rb"<EncodingType>\s*url\s*</EncodingType>")
@@ -238,30 +238,44 @@ def parse_list_page(body: bytes) -> tuple[list[tuple[str, int, str | None]], str
     (``EncodingType=url`` asked for, echoed back) — as botocore does."""
     url_encoded = bool(_URL_ENCODED.search(body))
     objects: list[tuple[str, int, str | None]] = []
-    for m in _CONTENTS.finditer(body):
-        item = m.group(1)
-        key_m, size_m, etag_m = (_FIELD[n].search(item) for n in (b"Key", b"Size", b"ETag"))
-        if key_m is None or size_m is None:
-            continue
-        key = html.unescape(key_m.group(1).decode("utf-8"))
-        if url_encoded:
-            key = unquote_plus(key)
-        etag = html.unescape(etag_m.group(1).decode()).strip('"') if etag_m else None
-        objects.append((key, int(size_m.group(1)), etag or None))
+    key: str | None = None
+    size: int | None = None
+    etag: str | None = None
+    for m in _CONTENTS_FIELD.finditer(body, max(body.find(b"<Contents>"), 0)):
+        field = m.group(1)
+        if field is None:  # </Contents>
+            if key is not None and size is not None:
+                objects.append((key, size, etag))
+            key = size = etag = None
+        elif field == b"Key":
+            key = _xml_text(m.group(2))
+            if url_encoded and ("%" in key or "+" in key):
+                key = unquote_plus(key)
+        elif field == b"Size":
+            size = int(m.group(2))
+        else:
+            etag = _xml_text(m.group(2)).strip('"') or None
     token = None
     if _TRUNCATED.search(body):
         tm = _TOKEN.search(body)
-        token = html.unescape(tm.group(1).decode()) if tm else None
+        token = _xml_text(tm.group(1)) if tm else None
     return objects, token
 
 
+def _xml_text(raw: bytes) -> str:
+    text = raw.decode("utf-8")
+    return html.unescape(text) if "&" in text else text
+
+
 async def list_page(
-    getter: FastRangedGet, prefix: str, token: str | None
+    getter: FastRangedGet, prefix: str, token: str | None, after: str | None = None
 ) -> tuple[list[tuple[str, int, str | None]], str | None]:
     """One signed ListObjectsV2 request through the shared session, parsed."""
     params = {"list-type": "2", "max-keys": "1000", "prefix": prefix, "encoding-type": "url"}
     if token:
         params["continuation-token"] = token
+    elif after:
+        params["start-after"] = after
     query = "&".join(f"{k}={quote(v, safe='-_.~')}" for k, v in sorted(params.items()))
     base = getter.base_url
     url = (base if base.endswith(f"//{getter.host}/") else base.rstrip("/")) + "?" + query

@@ -1,0 +1,88 @@
+"""Listing a bucket in key ranges at once, yielded in listing order.
+
+A listing is a chain of pages: each one's continuation token comes with the answer to
+the one before, so 1,000 pages cost 1,000 round trips one after another. When the keys
+are roughly known in advance — ``--state`` remembers the last run's — the key space can
+be cut into ranges of about a page each and the ranges listed side by side, each from
+its lower bound (S3 ``StartAfter``, GCS ``startOffset``). Any sorted set of split keys
+gives ranges that together cover every key exactly once, whether or not those keys
+still exist, so a stale hint costs requests, never correctness.
+
+Stores list keys in UTF-8 byte order, which is the order of Python's ``str``
+comparison (code points), so range bounds are compared as plain strings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable, Iterable
+from typing import TypeVar
+
+T = TypeVar("T")
+
+#: keys per range: one full listing page
+RANGE_KEYS = 1000
+#: ranges listed at the same time (each holds at most DEPTH pages not yet consumed)
+LANES = 16
+DEPTH = 2
+
+Bound = tuple[str | None, str | None]  # (after this key, up to and including this key)
+
+
+def key_ranges(split_keys: Iterable[str]) -> list[Bound]:
+    """``[(None, k1), (k1, k2), … (kn, None)]`` for sorted, distinct split keys."""
+    keys = sorted(set(split_keys))
+    return list(zip([None, *keys], [*keys, None], strict=True))
+
+
+def clip(page: list[T], last: str | None, key: Callable[[T], str]) -> tuple[list[T], bool]:
+    """The items of a sorted page up to ``last`` (inclusive), and whether the range ended."""
+    if last is None or not page or key(page[-1]) < last:
+        return page, False
+    return [item for item in page if key(item) <= last], True
+
+
+async def ordered_concat(
+    producers: list[Callable[[], AsyncIterator[T]]], lanes: int = LANES, depth: int = DEPTH
+) -> AsyncIterator[T]:
+    """The items of every producer, producer after producer, while up to ``lanes`` of
+    them run ahead concurrently (each buffering at most ``depth`` items).
+
+    A producer's exception is raised here when its turn comes; closing this generator
+    cancels the producers still running."""
+    queues: list[asyncio.Queue[tuple[bool, object]]] = []
+    tasks: list[asyncio.Task[None]] = []
+
+    async def pump(produce: Callable[[], AsyncIterator[T]], q: asyncio.Queue) -> None:
+        try:
+            async with contextlib.aclosing(produce()) as items:
+                async for item in items:
+                    await q.put((True, item))
+        except Exception as exc:  # handed to the consumer, raised in order
+            await q.put((False, exc))
+        else:
+            await q.put((False, None))
+
+    def start_upto(n: int) -> None:
+        while len(tasks) < min(n, len(producers)):
+            q: asyncio.Queue[tuple[bool, object]] = asyncio.Queue(depth)
+            queues.append(q)
+            tasks.append(asyncio.create_task(pump(producers[len(tasks)], q)))
+
+    try:
+        for i in range(len(producers)):
+            start_upto(i + max(lanes, 1))
+            q = queues[i]
+            while True:
+                more, item = await q.get()
+                if more:
+                    yield item  # type: ignore[misc]
+                elif item is None:
+                    break
+                else:
+                    raise item  # type: ignore[misc]
+    finally:
+        for task in tasks:
+            if not task.done():
+                task.cancel()
