@@ -20,7 +20,6 @@ from prober.classify import classify, extension
 from prober.errors import ObjectError, WrongKind
 from prober.limiter import AdaptiveLimiter
 from prober.model import Entry, Kind, Result, Status
-from prober.probe import ProbeStats, probe
 from prober.retry import with_retries
 from prober.shard import folder_key, shard_of
 from prober.sinks import SinkSet
@@ -272,6 +271,8 @@ class Pipeline:
         return state.match(entry, row)
 
     async def probe_one(self, source: Source, entry: Entry, kind: Kind) -> Result:
+        from prober.probe import ProbeStats, probe  # PyAV and the parsers: when needed
+
         stats = ProbeStats()
         retries = 0 if getattr(source, "retries_itself", False) else self.config.retries
         limiter = self.limiter

@@ -6,16 +6,14 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
-
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
-from tenacity.wait import wait_random_exponential
+from typing import TYPE_CHECKING, TypeVar
 
 from prober.errors import ObjectError
 
-T = TypeVar("T")
+if TYPE_CHECKING:  # tenacity is imported by the first retry, not by every run
+    from tenacity import RetryCallState
 
-_jitter = wait_random_exponential(multiplier=0.2, max=20)
+T = TypeVar("T")
 
 
 def _is_retryable(exc: BaseException) -> bool:
@@ -23,8 +21,10 @@ def _is_retryable(exc: BaseException) -> bool:
 
 
 def _wait(state: RetryCallState) -> float:
+    from tenacity.wait import wait_random_exponential
+
     exc = state.outcome.exception() if state.outcome else None
-    backoff = _jitter(state)
+    backoff = wait_random_exponential(multiplier=0.2, max=20)(state)
     if isinstance(exc, ObjectError) and exc.retry_after is not None:
         return max(min(exc.retry_after, 60.0), backoff * 0.1)
     return backoff
@@ -59,6 +59,8 @@ async def _retrying(
     retries: int,
     on_retry: Callable[[BaseException], None] | None,
 ) -> T:
+    from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
+
     def before_sleep(state: RetryCallState) -> None:
         if on_retry and state.outcome is not None:
             exc = state.outcome.exception()

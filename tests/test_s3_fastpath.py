@@ -106,10 +106,11 @@ def _text(value: Any) -> str:
 
 
 async def _fast_for(source: Any, region: str) -> FastRangedGet:
-    await source.client()
     source.region = region  # as entries() would have found it (GetBucketLocation)
     fast = await source._fast_path()
     assert isinstance(fast, FastRangedGet), "the fast path should apply"
+    # plain S3 is decided from the session alone; OBS (its own keys) through a client
+    assert (source._client is None) == source.session_fast_path
     return fast
 
 
@@ -205,7 +206,7 @@ async def test_refreshable_credentials_are_fetched_per_request(aws_env):
         await ctx.close()
 
 
-async def test_when_the_fast_path_does_not_apply(aws_env):
+async def test_when_the_fast_path_does_not_apply(aws_env, tmp_path):
     ctx = SourceContext(SourceOptions())
     try:
         source = open_source("s3://my-bucket", ctx)  # region never detected (--enrich)
@@ -223,6 +224,24 @@ async def test_when_the_fast_path_does_not_apply(aws_env):
         source.region = "us-east-1"
         assert await source._fast_path() is False  # SigV4A through the access point
         await source.close()
+        # settings the session-only decision leaves to a client, which then says no
+        config = tmp_path / "aws-config"
+        aws_env.setenv("AWS_CONFIG_FILE", str(config))
+        for setting in ("use_accelerate_endpoint = true", "signature_version = s3",
+                        "use_dualstack_endpoint = true"):  # fmt: skip
+            config.write_text(f"[default]\ns3 =\n    {setting}\n")
+            source = open_source("s3://my-bucket", ctx)
+            source.region = "eu-west-2"
+            assert await source._fast_from_session() is None, setting
+            assert await source._fast_path() is False, setting
+            await source.close()
+        config.write_text("[default]\ns3 =\n    addressing_style = path\n")
+        source = open_source("s3://my-bucket", ctx)
+        source.region = "eu-west-2"
+        fast = await source._fast_from_session()
+        assert fast is not None and fast.base_url == "https://s3.eu-west-2.amazonaws.com/my-bucket/"
+        await source.close()
+        aws_env.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
         for env in ("AWS_USE_FIPS_ENDPOINT", "AWS_USE_DUALSTACK_ENDPOINT"):
             aws_env.setenv(env, "true")
             source = open_source("s3://my-bucket", ctx)

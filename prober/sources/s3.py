@@ -21,17 +21,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import logging
 import os
 import re
 from collections.abc import AsyncIterator
 from functools import partial
 from operator import itemgetter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from aiobotocore.config import AioConfig
-from aiobotocore.session import get_session
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
@@ -50,6 +49,9 @@ from prober.sources import listing, s3_sign
 from prober.sources.context import SourceContext
 from prober.sources.s3_sign import FastRangedGet, WrongEndpoint
 from prober.urls import encode_key, key_from_url_path
+
+if TYPE_CHECKING:
+    from aiobotocore.config import AioConfig
 
 log = logging.getLogger("prober")
 
@@ -89,6 +91,7 @@ class S3Source:
             )
         self.url_style = style
         self._stack = contextlib.AsyncExitStack()
+        self._session: Any = None
         self._client: Any = None
         self.region: str | None = None
         # the signed-aiohttp read path: None = not decided yet, False = use aiobotocore
@@ -103,6 +106,8 @@ class S3Source:
         return self.ctx.options.endpoint_url
 
     def client_config(self) -> AioConfig:
+        from aiobotocore.config import AioConfig
+
         # botocore's own retries are off: prober's shared policy retries every backend
         # alike (Retry-After, jitter) and lets the adaptive limiter see throttling
         return AioConfig(
@@ -119,16 +124,23 @@ class S3Source:
             "config": self.client_config(),
         }
 
-    async def client(self) -> Any:
-        if self._client is None:
-            session = get_session()
+    def session(self) -> Any:
+        """The aiobotocore session: credentials and configuration, without a client."""
+        if self._session is None:
+            from aiobotocore.session import get_session
+
+            self._session = get_session()
             # listings' LastModified is never used: keep botocore from parsing 1,000
             # timestamps per page with dateutil (the AWS CLI does the same)
-            session.get_component("response_parser_factory").set_parser_defaults(
+            self._session.get_component("response_parser_factory").set_parser_defaults(
                 timestamp_parser=str
             )
+        return self._session
+
+    async def client(self) -> Any:
+        if self._client is None:
             self._client = await self._stack.enter_async_context(
-                session.create_client("s3", **self.client_kwargs())
+                self.session().create_client("s3", **self.client_kwargs())
             )
         return self._client
 
@@ -305,13 +317,84 @@ class S3Source:
         return True
 
     async def _fast_path(self) -> FastRangedGet | bool:
-        """Decide once whether reads may skip aiobotocore (see prober/sources/s3_sign.py)."""
-        client = await self.client()
+        """Decide once whether reads may skip aiobotocore (see prober/sources/s3_sign.py):
+        from the session alone when its configuration is the plain kind, else from a
+        client."""
         if self._fast is None:
-            self._fast = self._make_fast(client) or False
+            fast = await self._fast_from_session()
+            if fast is None:
+                fast = self._make_fast(await self.client())
+            self._fast = fast or False
             if not self._fast:
                 log.debug("%s: reads go through aiobotocore", self.name)
         return self._fast
+
+    #: whether the fast path may be decided without a client (OBS brings its own keys)
+    session_fast_path = True
+
+    async def _fast_from_session(self) -> FastRangedGet | None:
+        """The fast path without building a client (~0.1 s of botocore models and
+        endpoint rules, which a --state rerun over an unchanged bucket notices), for
+        the plain configuration only: credentials from the chain, SigV4, no FIPS,
+        dual-stack, accelerate or signature settings. Anything else returns None and
+        the client decides, as botocore itself would resolve it."""
+        if (
+            not s3_sign.enabled()
+            or self.region is None
+            or not self.session_fast_path
+            or not self.fast_path_allowed()
+        ):
+            return None
+        from botocore.configprovider import ConfiguredEndpointProvider
+
+        session = self.session()
+        store = copy.copy(session.get_component("config_store"))
+        store.set_config_provider(  # what a client reads its endpoint from
+            "endpoint_url",
+            ConfiguredEndpointProvider(
+                full_config=session.full_config,
+                scoped_config=session.get_scoped_config(),
+                client_name="s3",
+            ),
+        )
+        s3_config = dict(store.get_config_variable("s3") or {})
+        addressing = s3_config.pop("addressing_style", None)
+        regional = s3_config.pop("us_east_1_regional_endpoint", None)
+        if (
+            any(s3_config.values())  # accelerate, dual-stack, signature_version …
+            or store.get_config_variable("use_fips_endpoint")
+            or store.get_config_variable("use_dualstack_endpoint")
+            or (session.get_scoped_config().get("s3") or {}).get("signature_version")
+        ):
+            return None
+        endpoint = self.endpoint()
+        if endpoint is None and not store.get_config_variable("ignore_configured_endpoint_urls"):
+            endpoint = store.get_config_variable("endpoint_url")
+        if endpoint is None and self.region == "us-east-1" and regional == "regional":
+            endpoint = "https://s3.us-east-1.amazonaws.com"
+        try:
+            credentials = await session.get_credentials()
+        except BotoCoreError:
+            return None  # the client will say what is wrong
+        if credentials is None:
+            return None  # anonymous access
+        base = s3_sign.object_base_url(
+            self.bucket,
+            self.region,
+            endpoint,
+            custom=_is_custom_endpoint(endpoint) if endpoint else False,
+            addressing=addressing,
+        )
+        if base is None:
+            return None
+        return FastRangedGet(
+            self.ctx.http,
+            credentials,
+            self.region,
+            base,
+            checksum_mode=store.get_config_variable("response_checksum_validation")
+            == "when_supported",
+        )
 
     def _make_fast(self, client: Any) -> FastRangedGet | None:
         if not s3_sign.enabled() or self.region is None or not self.fast_path_allowed():
@@ -427,6 +510,7 @@ class ObsSource(S3Source):
         "no OBS credentials found (set OBS_ACCESS_KEY_ID and OBS_SECRET_ACCESS_KEY, "
         "or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)"
     )
+    session_fast_path = False  # its own keys and settings live in client_kwargs()
 
     def obs_region(self) -> str:
         if self.ctx.options.region:
@@ -443,6 +527,8 @@ class ObsSource(S3Source):
         return self.ctx.options.endpoint_url or f"https://obs.{self.obs_region()}.otc.t-systems.com"
 
     def client_config(self) -> AioConfig:
+        from aiobotocore.config import AioConfig
+
         opts = self.ctx.options
         host = (urlsplit(self.endpoint()).hostname or "").lower()
         return AioConfig(
