@@ -60,7 +60,10 @@ test: install sysdeps
 run: install
 	$(PY) scripts/demo.py
 
+# byte-compiled as pip compiles an installed package: an editable checkout run with
+# PYTHONDONTWRITEBYTECODE would compile every prober module again in every run it times
 bench: install sysdeps
+	$(PY) -m compileall -q prober
 	$(PY) bench/run.py
 
 lint: $(INSTALL_STAMP)
