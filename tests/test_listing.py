@@ -11,6 +11,7 @@ import pytest
 
 from prober.model import Entry, Kind, Metadata, Result, Status
 from prober.sources.listing import clip, key_ranges, ordered_concat
+from prober.sources.s3 import S3Source
 from prober.state import StateStore
 
 
@@ -104,3 +105,24 @@ async def test_state_offers_every_nth_url_under_a_prefix(tmp_path):
         assert again is not None and again.metadata == cached.metadata
     finally:
         await state.close()
+
+
+async def test_ranges_hold_when_the_store_ignores_start_after():
+    """Each range keeps its own keys even if every page starts from the beginning."""
+    keys = [f"k{i:03d}" for i in range(25)]
+
+    class IgnoresStartAfter(S3Source):
+        def __init__(self) -> None:  # no client, no context: only the paging logic
+            pass
+
+        async def _page(self, fast, token, after=None):  # type: ignore[override]
+            start = int(token or 0)
+            nxt = str(start + 10) if start + 10 < len(keys) else None
+            return [(k, 1, "etag") for k in keys[start : start + 10]], nxt
+
+    source = IgnoresStartAfter()
+    got = []
+    for lo, hi in key_ranges(["k004", "k013", "k020"]):
+        async for page in source._range_pages(False, lo, hi):
+            got += [key for key, _, _ in page]
+    assert got == keys

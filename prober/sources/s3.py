@@ -208,6 +208,10 @@ class S3Source:
         requested as soon as it is handed on, overlapping with the work on it."""
         objects, token = await self._page(fast, None, after)
         while True:
+            if after is not None and objects and objects[0][0] <= after:
+                # a store that ignores StartAfter lists from the start: keep this
+                # range's keys only (slower, still every key exactly once)
+                objects = [obj for obj in objects if obj[0] > after]
             objects, ended = listing.clip(objects, last, _KEY)
             if ended or not token:
                 yield objects
