@@ -159,6 +159,55 @@ async def test_gcs_listing_is_paginated(sample_media, gcs_server, unique_name, m
         await ctx.close()
 
 
+async def test_gcs_listing_in_key_ranges(gcs_server, unique_name, monkeypatch):
+    """With --state's split keys, GCS is listed in ranges from startOffset, side by
+    side: the same entries in the same order, whatever the split keys are."""
+    import prober.sources.gcs as gcs
+
+    bucket = unique_name("granges")
+    gcs_server.create_bucket(bucket)
+    keys = [f"r/{i:02d}.mp4" for i in range(23)] + ["r/a b+c.mp4", "r/é.mp4", "other/x.mp4"]
+    for key in keys:
+        gcs_server.put(bucket, key, key.encode())
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs_server.endpoint)
+    monkeypatch.setattr(gcs, "PAGE_SIZE", "4")
+
+    async def listed(splits: list[str] | None) -> tuple[list[str], list[dict[str, str]]]:
+        ctx = SourceContext(SourceOptions())
+        source = open_source(f"gs://{bucket}/r/", ctx)
+        if splits is not None:
+            ctx.hints = _Hints([source.object_url(k) for k in splits])
+        calls: list[dict[str, str]] = []
+        original = source.storage().list_objects
+
+        async def spy(bucket: str, **kwargs: Any) -> Any:
+            calls.append(dict(kwargs["params"]))
+            return await original(bucket, **kwargs)
+
+        monkeypatch.setattr(source.storage(), "list_objects", spy)
+        try:
+            return [e.key async for e in source.entries()], calls
+        finally:
+            await source.close()
+            await ctx.close()
+
+    whole, _ = await listed(None)
+    assert whole == sorted(k for k in keys if k.startswith("r/"))
+    for splits in (["r/03.mp4", "r/11.mp4", "r/19.mp4"], ["r/a b+c.mp4", "a", "zzz"],
+                   ["r/05.mp4", "r/05.mp4", "r/07.mp4", "r/0"]):  # fmt: skip
+        got, calls = await listed(splits)
+        assert got == whole, splits
+        assert any("startOffset" in c for c in calls)
+
+
+class _Hints:
+    def __init__(self, urls: list[str]) -> None:
+        self.urls = urls
+
+    async def split_urls(self, url_prefix: str, every: int) -> list[str]:
+        return sorted(u for u in self.urls if u.startswith(url_prefix))
+
+
 async def test_gcs_listing_retries_transient_errors_and_reads_map_statuses(
     gcs_server, unique_name, monkeypatch
 ):

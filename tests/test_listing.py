@@ -10,8 +10,7 @@ import orjson
 import pytest
 
 from prober.model import Entry, Kind, Metadata, Result, Status
-from prober.sources.listing import clip, key_ranges, ordered_concat
-from prober.sources.s3 import S3Source
+from prober.sources.listing import clip, key_ranges, ordered_concat, ranged_pages
 from prober.state import StateStore
 
 
@@ -108,21 +107,21 @@ async def test_state_offers_every_nth_url_under_a_prefix(tmp_path):
 
 
 async def test_ranges_hold_when_the_store_ignores_start_after():
-    """Each range keeps its own keys even if every page starts from the beginning."""
+    """Each range keeps its own keys even if every page starts from the beginning (or
+    from the offset itself, as GCS's inclusive startOffset does)."""
     keys = [f"k{i:03d}" for i in range(25)]
 
-    class IgnoresStartAfter(S3Source):
-        def __init__(self) -> None:  # no client, no context: only the paging logic
-            pass
+    async def from_the_start(token, after):
+        start = int(token or 0)
+        nxt = str(start + 10) if start + 10 < len(keys) else None
+        return keys[start : start + 10], nxt
 
-        async def _page(self, fast, token, after=None):  # type: ignore[override]
-            start = int(token or 0)
-            nxt = str(start + 10) if start + 10 < len(keys) else None
-            return [(k, 1, "etag") for k in keys[start : start + 10]], nxt
+    async def inclusive(token, after):
+        start = int(token) if token else (keys.index(after) if after else 0)
+        nxt = str(start + 10) if start + 10 < len(keys) else None
+        return keys[start : start + 10], nxt
 
-    source = IgnoresStartAfter()
-    got = []
-    for lo, hi in key_ranges(["k004", "k013", "k020"]):
-        async for page in source._range_pages(False, lo, hi):
-            got += [key for key, _, _ in page]
-    assert got == keys
+    for fetch in (from_the_start, inclusive):
+        got = [k async for page in ranged_pages(fetch, ["k013", "k004", "k020"], str, 2)
+               for k in page]  # fmt: skip
+        assert got == keys, fetch.__name__

@@ -26,6 +26,7 @@ import asyncio
 import functools
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
+from operator import itemgetter
 from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
@@ -36,6 +37,7 @@ from gcloud.aio.storage import Storage
 from prober.errors import FatalError, HttpStatusError, ListingFailed, UsageError
 from prober.model import Entry
 from prober.retry import with_retries
+from prober.sources import listing
 from prober.sources.context import SourceContext
 from prober.sources.s3 import prefix_matches, split_bucket
 from prober.sources.wire import (
@@ -52,6 +54,7 @@ URL_STYLES = ("gs", "https")
 HTTPS_BASE = "https://storage.cloud.google.com"
 PAGE_SIZE = "1000"
 LIST_FIELDS = "items(name,size,generation,etag),nextPageToken"
+_NAME = itemgetter("name")
 DEFAULT_API_ROOT = "https://www.googleapis.com"  # the library's
 
 
@@ -156,19 +159,10 @@ class GcsSource:
     async def entries(self) -> AsyncIterator[Entry]:
         storage = self.storage()
         await self._check_credentials(storage)
-        params: dict[str, str] = {"maxResults": PAGE_SIZE, "fields": LIST_FIELDS}
-        if self.prefix:
-            params["prefix"] = self.prefix
-        while True:
-            page = await self._listing_call(
-                functools.partial(
-                    storage.list_objects,
-                    self.bucket,
-                    params=dict(params),
-                    timeout=self.ctx.options.timeout,  # type: ignore[arg-type]
-                )
-            )
-            for item in page.get("items") or ():
+        splits = await listing.split_keys(self.ctx.hints, self.object_url, self.prefix)
+        lanes = max(1, self.ctx.options.concurrency // 4)
+        async for items in listing.ranged_pages(self._page, splits, _NAME, lanes):
+            for item in items:
                 name = item["name"]
                 if name.endswith("/") or not prefix_matches(name, self.prefix):
                     continue  # folder placeholders
@@ -181,10 +175,28 @@ class GcsSource:
                     etag=etag or None,
                     handle=name,
                 )
-            token = page.get("nextPageToken")
-            if not token:
-                return
+
+    async def _page(
+        self, token: str | None, after: str | None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """One listing page; ``after`` starts a key range (``startOffset`` is inclusive:
+        prober.sources.listing drops the key itself)."""
+        params: dict[str, str] = {"maxResults": PAGE_SIZE, "fields": LIST_FIELDS}
+        if self.prefix:
+            params["prefix"] = self.prefix
+        if token:
             params["pageToken"] = token
+        elif after:
+            params["startOffset"] = after
+        page = await self._listing_call(
+            functools.partial(
+                self.storage().list_objects,
+                self.bucket,
+                params=params,
+                timeout=self.ctx.options.timeout,  # type: ignore[arg-type]
+            )
+        )
+        return list(page.get("items") or ()), page.get("nextPageToken") or None
 
     async def read(self, entry: Entry, start: int, end: int) -> bytes:
         if entry.size is not None:

@@ -16,8 +16,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Iterable
-from typing import TypeVar
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from functools import partial
+from typing import Any, TypeVar
+
+from prober.urls import key_from_url_path
 
 T = TypeVar("T")
 
@@ -28,6 +31,60 @@ LANES = 16
 DEPTH = 2
 
 Bound = tuple[str | None, str | None]  # (after this key, up to and including this key)
+#: one page: ``fetch(token, after)`` -> (items, next token or None); ``after`` is only
+#: given for a range's first page (S3 ``StartAfter``, GCS ``startOffset``)
+Fetch = Callable[[str | None, str | None], Awaitable[tuple[list[T], str | None]]]
+
+
+async def split_keys(hints: Any, object_url: Callable[[str], str], prefix: str) -> list[str]:
+    """Keys that cut a listing into page-sized ranges, from what ``--state`` saw last
+    time (``hints``: prober.sources.context.ListingHints; none without a state)."""
+    if hints is None:
+        return []
+    base = object_url("")
+    urls = await hints.split_urls(object_url(prefix), RANGE_KEYS)
+    return [k for k in (key_from_url_path(u[len(base) :]) for u in urls) if k]
+
+
+async def ranged_pages(
+    fetch: Fetch[T], splits: list[str], key: Callable[[T], str], lanes: int
+) -> AsyncIterator[list[T]]:
+    """Every page of the listing, in order, the ranges between ``splits`` listed up to
+    ``lanes`` at a time."""
+    producers = [partial(range_pages, fetch, lo, hi, key) for lo, hi in key_ranges(splits)]
+    async for page in ordered_concat(producers, min(LANES, lanes)):
+        yield page
+
+
+async def range_pages(
+    fetch: Fetch[T], after: str | None, last: str | None, key: Callable[[T], str]
+) -> AsyncIterator[list[T]]:
+    """The pages of the keys in (after, last]; each page's successor is requested as
+    soon as it is handed on, overlapping with the work on it."""
+    page, token = await fetch(None, after)
+    while True:
+        if after is not None and page and key(page[0]) <= after:
+            # inclusive offsets (GCS), or a store that ignores StartAfter and lists
+            # from the start: keep this range's keys only
+            page = [item for item in page if key(item) > after]
+        page, ended = clip(page, last, key)
+        if ended or not token:
+            yield page
+            return
+        pending = asyncio.ensure_future(fetch(token, None))
+        try:
+            yield page
+            page, token = await pending
+        finally:
+            if not pending.done():  # the run stopped listing early
+                pending.cancel()
+                pending.add_done_callback(_retrieve)
+
+
+def _retrieve(task: asyncio.Future[Any]) -> None:
+    """Consume an abandoned task's outcome (no 'exception was never retrieved')."""
+    if not task.cancelled():
+        task.exception()
 
 
 def key_ranges(split_keys: Iterable[str]) -> list[Bound]:

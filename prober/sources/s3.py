@@ -19,14 +19,12 @@ Two variants share the client code:
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import copy
 import logging
 import os
 import re
 from collections.abc import AsyncIterator
-from functools import partial
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -48,7 +46,7 @@ from prober.retry import with_retries
 from prober.sources import listing, s3_sign
 from prober.sources.context import SourceContext
 from prober.sources.s3_sign import FastRangedGet, WrongEndpoint
-from prober.urls import encode_key, key_from_url_path
+from prober.urls import encode_key
 
 if TYPE_CHECKING:
     from aiobotocore.config import AioConfig
@@ -180,9 +178,12 @@ class S3Source:
     async def entries(self) -> AsyncIterator[Entry]:
         await self.detect_region()
         fast = self._fast if self._fast is not None else await self._fast_path()
-        ranges = listing.key_ranges(await self._split_keys())
-        producers = [partial(self._range_pages, fast, lo, hi) for lo, hi in ranges]
-        async for objects in listing.ordered_concat(producers, min(listing.LANES, self.lanes())):
+        splits = await listing.split_keys(self.ctx.hints, self.object_url, self.prefix)
+
+        async def fetch(token: str | None, after: str | None) -> tuple[list, str | None]:
+            return await self._page(fast, token, after)
+
+        async for objects in listing.ranged_pages(fetch, splits, _KEY, self.lanes()):
             for key, size, etag in objects:
                 if key.endswith("/") or not prefix_matches(key, self.prefix):
                     continue  # folder markers
@@ -190,40 +191,6 @@ class S3Source:
 
     def lanes(self) -> int:
         return max(1, self.ctx.options.concurrency // 4)
-
-    async def _split_keys(self) -> list[str]:
-        """Keys that cut the listing into page-sized ranges, from what ``--state``
-        saw last time (none without it: one range, listed page after page)."""
-        hints = self.ctx.hints
-        if hints is None:
-            return []
-        base = self.object_url("")
-        urls = await hints.split_urls(self.object_url(self.prefix), listing.RANGE_KEYS)
-        return [k for k in (key_from_url_path(u[len(base) :]) for u in urls) if k]
-
-    async def _range_pages(
-        self, fast: FastRangedGet | bool, after: str | None, last: str | None
-    ) -> AsyncIterator[list[tuple[str, int, str | None]]]:
-        """The listing pages of the keys in (after, last]; each page's successor is
-        requested as soon as it is handed on, overlapping with the work on it."""
-        objects, token = await self._page(fast, None, after)
-        while True:
-            if after is not None and objects and objects[0][0] <= after:
-                # a store that ignores StartAfter lists from the start: keep this
-                # range's keys only (slower, still every key exactly once)
-                objects = [obj for obj in objects if obj[0] > after]
-            objects, ended = listing.clip(objects, last, _KEY)
-            if ended or not token:
-                yield objects
-                return
-            pending = asyncio.create_task(self._page(fast, token))
-            try:
-                yield objects
-                objects, token = await pending
-            finally:
-                if not pending.done():  # the run stopped listing early
-                    pending.cancel()
-                    pending.add_done_callback(_retrieve)
 
     async def _page(
         self, fast: FastRangedGet | bool, token: str | None, after: str | None = None
@@ -479,12 +446,6 @@ def _code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", "")) or str(
         exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", "")
     )
-
-
-def _retrieve(task: asyncio.Task[Any]) -> None:
-    """Consume an abandoned task's outcome (no 'exception was never retrieved')."""
-    if not task.cancelled():
-        task.exception()
 
 
 def _env_region() -> str | None:
