@@ -134,16 +134,9 @@ async def test_gcs_listing_is_paginated(sample_media, gcs_server, unique_name, m
     gcs_server.put(bucket, "p/", b"")  # a folder placeholder is not an object
     monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs_server.endpoint)
     monkeypatch.setattr(gcs, "PAGE_SIZE", "4")
-    calls: list[dict[str, str]] = []
     ctx = SourceContext(SourceOptions())
     source = open_source(f"gs://{bucket}/p/", ctx)
-    original = source.storage().list_objects
-
-    async def spy(bucket: str, **kwargs: Any) -> Any:
-        calls.append(dict(kwargs["params"]))
-        return await original(bucket, **kwargs)
-
-    monkeypatch.setattr(source.storage(), "list_objects", spy)
+    calls = _spy_on_listing(source, monkeypatch)
     try:
         entries = [e async for e in source.entries()]
         assert [e.key for e in entries] == [f"p/{i:02d}.mp4" for i in range(11)]
@@ -177,14 +170,7 @@ async def test_gcs_listing_in_key_ranges(gcs_server, unique_name, monkeypatch):
         source = open_source(f"gs://{bucket}/r/", ctx)
         if splits is not None:
             ctx.hints = _Hints([source.object_url(k) for k in splits])
-        calls: list[dict[str, str]] = []
-        original = source.storage().list_objects
-
-        async def spy(bucket: str, **kwargs: Any) -> Any:
-            calls.append(dict(kwargs["params"]))
-            return await original(bucket, **kwargs)
-
-        monkeypatch.setattr(source.storage(), "list_objects", spy)
+        calls = _spy_on_listing(source, monkeypatch)
         try:
             return [e.key async for e in source.entries()], calls
         finally:
@@ -198,6 +184,19 @@ async def test_gcs_listing_in_key_ranges(gcs_server, unique_name, monkeypatch):
         got, calls = await listed(splits)
         assert got == whole, splits
         assert any("startOffset" in c for c in calls)
+
+
+def _spy_on_listing(source: Any, monkeypatch: Any) -> list[dict[str, str]]:
+    """The query parameters of every listing call the GCS source makes from now on."""
+    calls: list[dict[str, str]] = []
+    original = source.storage().list_objects
+
+    async def spy(bucket: str, **kwargs: Any) -> Any:
+        calls.append(dict(kwargs["params"]))
+        return await original(bucket, **kwargs)
+
+    monkeypatch.setattr(source.storage(), "list_objects", spy)
+    return calls
 
 
 class _Hints:

@@ -349,22 +349,12 @@ class S3Source:
             return None  # the client will say what is wrong
         if credentials is None:
             return None  # anonymous access
-        base = s3_sign.object_base_url(
-            self.bucket,
-            self.region,
+        return self._fast_get(
+            credentials,
             endpoint,
             custom=_is_custom_endpoint(endpoint) if endpoint else False,
             addressing=addressing,
-        )
-        if base is None:
-            return None
-        return FastRangedGet(
-            self.ctx.http,
-            credentials,
-            self.region,
-            base,
-            checksum_mode=store.get_config_variable("response_checksum_validation")
-            == "when_supported",
+            checksums=store.get_config_variable("response_checksum_validation"),
         )
 
     def _make_fast(self, client: Any) -> FastRangedGet | None:
@@ -386,12 +376,27 @@ class S3Source:
         ):
             return None
         endpoint = client.meta.endpoint_url
-        base = s3_sign.object_base_url(
-            self.bucket,
-            self.region,
+        return self._fast_get(
+            credentials,
             endpoint,
             custom=_is_custom_endpoint(endpoint),
             addressing=s3_config.get("addressing_style"),
+            checksums=config.response_checksum_validation,
+        )
+
+    def _fast_get(
+        self,
+        credentials: Any,
+        endpoint: str | None,
+        *,
+        custom: bool,
+        addressing: str | None,
+        checksums: str | None,
+    ) -> FastRangedGet | None:
+        """The fast path for this bucket, or None when its URL is botocore's business."""
+        assert self.region is not None
+        base = s3_sign.object_base_url(
+            self.bucket, self.region, endpoint, custom=custom, addressing=addressing
         )
         if base is None:
             return None
@@ -400,7 +405,7 @@ class S3Source:
             credentials,
             self.region,
             base,
-            checksum_mode=config.response_checksum_validation == "when_supported",
+            checksum_mode=checksums == "when_supported",
         )
 
     async def close(self) -> None:
