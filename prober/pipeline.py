@@ -128,6 +128,12 @@ _DONE = object()
 STATE_BATCH = 256  # listed objects looked up in --state with one query
 
 
+@dataclass(slots=True)
+class _Lookup:
+    batch: list[tuple[Source, Entry, Kind]]
+    rows: asyncio.Future[dict[str, tuple]]
+
+
 class Pipeline:
     def __init__(
         self,
@@ -199,49 +205,71 @@ class Pipeline:
         filters = self.config.filters
         position = 0
         batch: list[tuple[Source, Entry, Kind]] = []  # --state: looked up together
-        for source in self.sources:
-            async for entry in source.entries():
-                if self.stopping.is_set():
-                    return
-                if not filters.accept(entry.key):
-                    continue
-                position += 1  # in the whole listing, so shards and Ray keep listing order
-                kind = entry.kind or classify(entry.key)
-                if not filters.in_shard(entry.key, kind):
-                    continue
-                self.counters.listed += 1
-                entry.seq = position
-                if kind is Kind.VIDEO or (kind is Kind.OTHER and self.config.sniff):
-                    if self.config.state is not None:
-                        batch.append((source, entry, kind))
-                        if len(batch) >= STATE_BATCH:
-                            await self._check_state(batch)
+        # --state: the batch whose rows are being looked up while the next one fills
+        pending: _Lookup | None = None
+        try:
+            for source in self.sources:
+                async for entry in source.entries():
+                    if self.stopping.is_set():
+                        return
+                    if not filters.accept(entry.key):
+                        continue
+                    position += 1  # in the whole listing, so shards and Ray keep listing order
+                    kind = entry.kind or classify(entry.key)
+                    if not filters.in_shard(entry.key, kind):
+                        continue
+                    self.counters.listed += 1
+                    entry.seq = position
+                    if kind is Kind.VIDEO or (kind is Kind.OTHER and self.config.sniff):
+                        if self.config.state is not None:
+                            batch.append((source, entry, kind))
+                            if len(batch) >= STATE_BATCH:
+                                pending = await self._look_up(batch, pending)
+                                batch = []
+                        else:
+                            await self.work.put((source, entry, kind, None))
+                    elif kind is Kind.OTHER:
+                        await self.results.put(Result(entry, kind, Status.SKIPPED))
                     else:
-                        await self.work.put((source, entry, kind, None))
-                elif kind is Kind.OTHER:
-                    await self.results.put(Result(entry, kind, Status.SKIPPED))
-                else:
-                    await self.results.put(Result(entry, kind, Status.OK))
-            await self._check_state(batch)
+                        await self.results.put(Result(entry, kind, Status.OK))
+            pending = await self._look_up(batch, pending)
+            if pending is not None:
+                await self._dispatch(pending)
+                pending = None
+        finally:
+            if pending is not None and not pending.rows.done():
+                pending.rows.cancel()
         self.counters.listing_done = True
 
-    async def _check_state(self, batch: list[tuple[Source, Entry, Kind]]) -> None:
-        """--state, one query per batch: unchanged objects go straight to the writer,
-        new ones to the probe workers; objects the listing gave no ETag for (URL lists)
-        go to a worker with their stored row, to be compared after one HEAD."""
-        if not batch:
-            return
+    async def _look_up(
+        self, batch: list[tuple[Source, Entry, Kind]], pending: _Lookup | None
+    ) -> _Lookup | None:
+        """--state, one query per batch, run while the next batch is listed; then the
+        batch before it is handed on."""
+        lookup = None
+        if batch:
+            state = self.config.state
+            assert state is not None
+            urls = [entry.url for _, entry, _ in batch]
+            lookup = _Lookup(batch, asyncio.ensure_future(state.rows(urls)))
+        if pending is not None:
+            await self._dispatch(pending)
+        return lookup
+
+    async def _dispatch(self, lookup: _Lookup) -> None:
+        """Unchanged objects go straight to the writer, new ones to the probe workers;
+        objects the listing gave no ETag for (URL lists) go to a worker with their
+        stored row, to be compared after one HEAD."""
         state = self.config.state
         assert state is not None
-        rows = await state.rows([entry.url for _, entry, _ in batch])
-        for source, entry, kind in batch:
+        rows = await lookup.rows
+        for source, entry, kind in lookup.batch:
             row = rows.get(entry.url)
             cached = state.match(entry, row) if entry.etag and entry.size is not None else None
             if cached is not None:
                 await self.results.put(cached)
             else:
                 await self.work.put((source, entry, kind, row))
-        batch.clear()
 
     async def _worker(self) -> None:
         while True:
