@@ -16,7 +16,6 @@ argparse validates it the same way and flags given on the command line win:
 from __future__ import annotations
 
 import argparse
-import tomllib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -38,6 +37,8 @@ def _long_options(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]
 
 def config_tokens(path: Path, parser: argparse.ArgumentParser, argv: Sequence[str]) -> list[str]:
     """The file's settings as argv tokens, minus those the command line sets itself."""
+    import tomllib  # only when there is a file to read
+
     try:
         data: dict[str, Any] = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:

@@ -13,6 +13,7 @@ import fnmatch
 import logging
 import os
 import time
+from collections.abc import Awaitable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -113,15 +114,18 @@ class PipelineConfig:
     state: StateStore | None = None
 
 
-async def deliver(
+def deliver(
     result: Result, counters: Counters, sinks: SinkSet, state: StateStore | None
-) -> None:
+) -> Awaitable[None] | None:
     """The writer's work on one result, in either engine: count it, hand it to the
-    sinks, remember it in --state when it was fetched."""
+    sinks; what it returns (when not None) remembers it in --state, for a result
+    that was fetched. Plain calls, not a coroutine per result: a --state rerun hands
+    the writer tens of thousands of unchanged results a second."""
     counters.add(result)
     sinks.write(result)
     if state is not None and (result.requests or result.bytes_fetched):
-        await state.record(result)
+        return state.record(result)
+    return None
 
 
 _DONE = object()
@@ -267,9 +271,15 @@ class Pipeline:
             row = rows.get(entry.url)
             cached = state.match(entry, row) if entry.etag and entry.size is not None else None
             if cached is not None:
-                await self.results.put(cached)
+                await self._put_result(cached)
             else:
                 await self.work.put((source, entry, kind, row))
+
+    async def _put_result(self, result: Result) -> None:
+        if self.results.full():
+            await self.results.put(result)
+        else:
+            self.results.put_nowait(result)
 
     async def _worker(self) -> None:
         while True:
@@ -354,14 +364,17 @@ class Pipeline:
         return result
 
     async def _writer(self) -> None:
+        results = self.results
         while True:
-            item = await self.results.get()
+            item = results.get_nowait() if results.qsize() else await results.get()
             if item is _DONE:
                 return
             if self._write_error is not None:
                 continue  # keep draining so no worker blocks on a full queue
             try:
-                await deliver(item, self.counters, self.sinks, self.config.state)  # type: ignore[arg-type]
+                remember = deliver(item, self.counters, self.sinks, self.config.state)  # type: ignore[arg-type]
+                if remember is not None:
+                    await remember
             except Exception as exc:  # a sink that cannot write (disk full …): stop the run
                 self._write_error = exc
                 self.stopping.set()

@@ -188,7 +188,9 @@ class RayPipeline:
             async for ref in gen:
                 batch: list[Result] = await ref
                 for result in batch:
-                    await deliver(result, self.counters, self.sinks, self.config.state)
+                    remember = deliver(result, self.counters, self.sinks, self.config.state)
+                    if remember is not None:
+                        await remember
         except self.ray.exceptions.RayTaskError as exc:
             cause = getattr(exc, "cause", None)
             if isinstance(cause, ProberError):

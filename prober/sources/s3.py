@@ -19,6 +19,7 @@ Two variants share the client code:
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import copy
 import logging
@@ -177,13 +178,20 @@ class S3Source:
     # -- Source protocol ------------------------------------------------------------
     async def entries(self) -> AsyncIterator[Entry]:
         await self.detect_region()
-        fast = self._fast if self._fast is not None else await self._fast_path()
-        splits = await listing.split_keys(self.ctx.hints, self.object_url, self.prefix)
+        # the state's query for split keys runs on its thread while the session loads
+        splits = asyncio.ensure_future(
+            listing.split_keys(self.ctx.hints, self.object_url, self.prefix)
+        )
+        try:
+            fast = self._fast if self._fast is not None else await self._fast_path()
+        except BaseException:
+            splits.cancel()
+            raise
 
         async def fetch(token: str | None, after: str | None) -> tuple[list, str | None]:
             return await self._page(fast, token, after)
 
-        async for objects in listing.ranged_pages(fetch, splits, _KEY, self.lanes()):
+        async for objects in listing.ranged_pages(fetch, await splits, _KEY, self.lanes()):
             for key, size, etag in objects:
                 if key.endswith("/") or not prefix_matches(key, self.prefix):
                     continue  # folder markers
