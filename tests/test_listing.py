@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from prober.model import Entry, Kind, Metadata, Result, Status
-from prober.sources.listing import clip, key_ranges, ordered_concat, ranged_pages
+from prober.sources.listing import clip, key_ranges, ordered_concat, ranged_pages, split_keys
 from prober.state import StateStore
 
 
@@ -125,3 +125,18 @@ async def test_ranges_hold_when_the_store_ignores_start_after():
         got = [k async for page in ranged_pages(fetch, ["k013", "k004", "k020"], str, 2)
                for k in page]  # fmt: skip
         assert got == keys, fetch.__name__
+
+
+async def test_split_keys_from_the_state_and_the_switch(monkeypatch):
+    class Hints:
+        async def split_urls(self, url_prefix: str, every: int) -> list[str]:
+            assert url_prefix == "s3://b/clips/" and every == 1000
+            return ["s3://b/clips/a%20b.mp4", "s3://b/clips/c.mp4"]
+
+    def url(key: str) -> str:
+        return "s3://b/" + key.replace(" ", "%20")
+
+    assert await split_keys(Hints(), url, "clips/") == ["clips/a b.mp4", "clips/c.mp4"]
+    assert await split_keys(None, url, "clips/") == []
+    monkeypatch.setenv("PROBER_LIST_RANGES", "0")
+    assert await split_keys(Hints(), url, "clips/") == []

@@ -9,13 +9,16 @@ gives ranges that together cover every key exactly once, whether or not those ke
 still exist, so a stale hint costs requests, never correctness.
 
 Stores list keys in UTF-8 byte order, which is the order of Python's ``str``
-comparison (code points), so range bounds are compared as plain strings.
+comparison (code points), so range bounds are compared as plain strings. An
+S3-compatible store that lists in some other order would lose keys at range ends:
+``PROBER_LIST_RANGES=0`` lists page after page, as without ``--state``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from functools import partial
 from typing import Any, TypeVar
@@ -24,6 +27,8 @@ from prober.urls import key_from_url_path
 
 T = TypeVar("T")
 
+ENV_SWITCH = "PROBER_LIST_RANGES"
+_OFF = ("0", "false", "no", "off")
 #: keys per range: one full listing page
 RANGE_KEYS = 1000
 #: ranges listed at the same time (each holds at most DEPTH pages not yet consumed)
@@ -39,7 +44,7 @@ Fetch = Callable[[str | None, str | None], Awaitable[tuple[list[T], str | None]]
 async def split_keys(hints: Any, object_url: Callable[[str], str], prefix: str) -> list[str]:
     """Keys that cut a listing into page-sized ranges, from what ``--state`` saw last
     time (``hints``: prober.sources.context.ListingHints; none without a state)."""
-    if hints is None:
+    if hints is None or os.environ.get(ENV_SWITCH, "1").strip().lower() in _OFF:
         return []
     base = object_url("")
     urls = await hints.split_urls(object_url(prefix), RANGE_KEYS)
