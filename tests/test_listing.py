@@ -122,7 +122,7 @@ async def test_ranges_hold_when_the_store_ignores_start_after():
         return keys[start : start + 10], nxt
 
     for fetch in (from_the_start, inclusive):
-        got = [k async for page in ranged_pages(fetch, ["k013", "k004", "k020"], str, 2)
+        got = [k async for page in ranged_pages(fetch, ["k013", "k004", "k020"], str, 8)
                for k in page]  # fmt: skip
         assert got == keys, fetch.__name__
 

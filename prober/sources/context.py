@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -17,6 +18,11 @@ class SourceOptions:
     timeout: float = 30.0  # seconds per request
     retries: int = 5
     concurrency: int = 64
+
+
+def switched_on(name: str) -> bool:
+    """An on-by-default switch in the environment (``NAME=0|false|no|off`` turns it off)."""
+    return os.environ.get(name, "1").strip().lower() not in ("0", "false", "no", "off")
 
 
 class ListingHints(Protocol):

@@ -160,8 +160,8 @@ class GcsSource:
         storage = self.storage()
         await self._check_credentials(storage)
         splits = await listing.split_keys(self.ctx.hints, self.object_url, self.prefix)
-        lanes = max(1, self.ctx.options.concurrency // 4)
-        async for items in listing.ranged_pages(self._page, splits, _NAME, lanes):
+        concurrency = self.ctx.options.concurrency
+        async for items in listing.ranged_pages(self._page, splits, _NAME, concurrency):
             for item in items:
                 name = item["name"]
                 if name.endswith("/") or not prefix_matches(name, self.prefix):

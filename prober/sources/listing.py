@@ -18,17 +18,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from functools import partial
 from typing import Any, TypeVar
 
+from prober.sources.context import ListingHints, switched_on
 from prober.urls import key_from_url_path
 
 T = TypeVar("T")
 
 ENV_SWITCH = "PROBER_LIST_RANGES"
-_OFF = ("0", "false", "no", "off")
 #: keys per range: one full listing page
 RANGE_KEYS = 1000
 #: ranges listed at the same time (each holds at most DEPTH pages not yet consumed)
@@ -41,10 +40,12 @@ Bound = tuple[str | None, str | None]  # (after this key, up to and including th
 Fetch = Callable[[str | None, str | None], Awaitable[tuple[list[T], str | None]]]
 
 
-async def split_keys(hints: Any, object_url: Callable[[str], str], prefix: str) -> list[str]:
+async def split_keys(
+    hints: ListingHints | None, object_url: Callable[[str], str], prefix: str
+) -> list[str]:
     """Keys that cut a listing into page-sized ranges, from what ``--state`` saw last
-    time (``hints``: prober.sources.context.ListingHints; none without a state)."""
-    if hints is None or os.environ.get(ENV_SWITCH, "1").strip().lower() in _OFF:
+    time (no hints, no state: none)."""
+    if hints is None or not switched_on(ENV_SWITCH):
         return []
     base = object_url("")
     urls = await hints.split_urls(object_url(prefix), RANGE_KEYS)
@@ -52,12 +53,12 @@ async def split_keys(hints: Any, object_url: Callable[[str], str], prefix: str) 
 
 
 async def ranged_pages(
-    fetch: Fetch[T], splits: list[str], key: Callable[[T], str], lanes: int
+    fetch: Fetch[T], splits: list[str], key: Callable[[T], str], concurrency: int
 ) -> AsyncIterator[list[T]]:
     """Every page of the listing, in order, the ranges between ``splits`` listed up to
-    ``lanes`` at a time."""
+    ``LANES`` at a time (fewer at a low ``--concurrency``: a quarter of it)."""
     producers = [partial(range_pages, fetch, lo, hi, key) for lo, hi in key_ranges(splits)]
-    async for page in ordered_concat(producers, min(LANES, lanes)):
+    async for page in ordered_concat(producers, min(LANES, max(1, concurrency // 4))):
         yield page
 
 

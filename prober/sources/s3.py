@@ -191,14 +191,12 @@ class S3Source:
         async def fetch(token: str | None, after: str | None) -> tuple[list, str | None]:
             return await self._page(fast, token, after)
 
-        async for objects in listing.ranged_pages(fetch, await splits, _KEY, self.lanes()):
+        concurrency = self.ctx.options.concurrency
+        async for objects in listing.ranged_pages(fetch, await splits, _KEY, concurrency):
             for key, size, etag in objects:
                 if key.endswith("/") or not prefix_matches(key, self.prefix):
                     continue  # folder markers
                 yield Entry(url=self.object_url(key), key=key, size=size, etag=etag, handle=key)
-
-    def lanes(self) -> int:
-        return max(1, self.ctx.options.concurrency // 4)
 
     async def _page(
         self, fast: FastRangedGet | bool, token: str | None, after: str | None = None
@@ -308,6 +306,11 @@ class S3Source:
                 log.debug("%s: reads go through aiobotocore", self.name)
         return self._fast
 
+    def _fast_possible(self) -> bool:
+        """Switched on, the bucket's region known (not for --enrich: botocore finds it
+        out) and plain SigV4 to a bucket."""
+        return s3_sign.enabled() and self.region is not None and self.fast_path_allowed()
+
     #: whether the fast path may be decided without a client (OBS brings its own keys)
     session_fast_path = True
 
@@ -317,12 +320,7 @@ class S3Source:
         the plain configuration only: credentials from the chain, SigV4, no FIPS,
         dual-stack, accelerate or signature settings. Anything else returns None and
         the client decides, as botocore itself would resolve it."""
-        if (
-            not s3_sign.enabled()
-            or self.region is None
-            or not self.session_fast_path
-            or not self.fast_path_allowed()
-        ):
+        if not self.session_fast_path or not self._fast_possible():
             return None
         from botocore.configprovider import ConfiguredEndpointProvider
 
@@ -366,8 +364,8 @@ class S3Source:
         )
 
     def _make_fast(self, client: Any) -> FastRangedGet | None:
-        if not s3_sign.enabled() or self.region is None or not self.fast_path_allowed():
-            return None  # region unknown (--enrich): botocore finds it out
+        if not self._fast_possible():  # asked again: an MRAP knows only once its client is built
+            return None
         signer = getattr(client, "_request_signer", None)
         credentials = getattr(signer, "_credentials", None)
         config = client.meta.config

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import html
 import inspect
-import os
 import re
 from collections.abc import Callable
 from typing import Any
@@ -48,6 +47,7 @@ from yarl import URL
 
 from prober.errors import HttpStatusError, ObjectError
 from prober.model import Entry
+from prober.sources.context import switched_on
 from prober.sources.wire import (
     content_range_total,
     learn_etag,
@@ -93,7 +93,7 @@ class WrongEndpoint(Exception):
 
 
 def enabled() -> bool:
-    return os.environ.get(ENV_SWITCH, "1").strip().lower() not in ("0", "false", "no", "off")
+    return switched_on(ENV_SWITCH)
 
 
 def status_error(status: int, code: str, retry_after: str | None) -> ObjectError:
