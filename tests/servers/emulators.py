@@ -285,14 +285,13 @@ class _Emulator:
         target.update(new)
 
     def upload_tree(
-        self, container: str, root: str | os.PathLike[str], prefix: str = ""
+        self, container: str, root: str | os.PathLike[str], prefix: str = "", workers: int = 8
     ) -> list[str]:
-        """Upload every file under ``root`` as ``prefix + relative/posix/path``; returns keys."""
-        keys: list[str] = []
-        for key, path in _walk(root, prefix):
-            self.put(container, key, path.read_bytes())
-            keys.append(key)
-        return keys
+        """Upload every file under ``root`` as ``prefix + relative/posix/path``, ``workers``
+        at a time; returns the keys."""
+        items = list(_walk(root, prefix))
+        _parallel(lambda k, p: self.put(container, k, p.read_bytes()), items, workers)
+        return [k for k, _ in items]
 
     def put(self, container: str, key: str, data: bytes) -> None:
         raise NotImplementedError
@@ -414,13 +413,6 @@ class MotoServer(_Emulator):
     def put(self, container: str, key: str, data: bytes) -> None:
         self.client.put_object(Bucket=container, Key=key, Body=data)
 
-    def upload_tree(
-        self, container: str, root: str | os.PathLike[str], prefix: str = "", workers: int = 8
-    ) -> list[str]:
-        items = list(_walk(root, prefix))
-        _parallel(lambda k, p: self.put(container, k, p.read_bytes()), items, workers)
-        return [k for k, _ in items]
-
     def list_keys(self, bucket: str, prefix: str = "") -> list[str]:
         keys: list[str] = []
         for page in self.client.get_paginator("list_objects_v2").paginate(
@@ -522,13 +514,6 @@ class FakeGcsServer(_Emulator):
             data,
             content_type or "application/octet-stream",
         )
-
-    def upload_tree(
-        self, container: str, root: str | os.PathLike[str], prefix: str = "", workers: int = 8
-    ) -> list[str]:
-        items = list(_walk(root, prefix))
-        _parallel(lambda k, p: self.put(container, k, p.read_bytes()), items, workers)
-        return [k for k, _ in items]
 
     def list_objects(self, bucket: str, prefix: str = "") -> list[dict[str, Any]]:
         """All object resources (JSON dicts; note ``size`` is a string)."""
@@ -685,13 +670,6 @@ class Azurite(_Emulator):
 
     def put(self, container: str, key: str, data: bytes) -> None:
         self.service.get_blob_client(container, key).upload_blob(data, overwrite=True)
-
-    def upload_tree(
-        self, container: str, root: str | os.PathLike[str], prefix: str = "", workers: int = 8
-    ) -> list[str]:
-        items = list(_walk(root, prefix))
-        _parallel(lambda k, p: self.put(container, k, p.read_bytes()), items, workers)
-        return [k for k, _ in items]
 
     def list_keys(self, container: str, prefix: str = "") -> list[str]:
         cc = self.service.get_container_client(container)
