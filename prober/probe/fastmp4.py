@@ -24,6 +24,7 @@ from fractions import Fraction
 
 from prober.model import Metadata
 from prober.probe.containers import iter_children
+from prober.probe.hints import displayed_size, variable_rate
 from prober.probe.mime import container_mime
 
 MOV_FORMAT = "mov,mp4,m4a,3gp,3g2,mj2"
@@ -137,7 +138,7 @@ def _metadata(
     duration_us = (mvhd_dur * 1_000_000 + mvhd_ts // 2) // mvhd_ts
     bit_rate = int(size * 8.0 * 1_000_000 / duration_us) if duration_us > 0 else None
     fps_f = float(fps)
-    disp_w, disp_h = (height, width) if abs(rotation) % 180 == 90 else (width, height)
+    disp_w, disp_h = displayed_size(width, height, rotation)
     return Metadata(
         fps=fps_f,
         duration=round(duration, 6),
@@ -152,7 +153,7 @@ def _metadata(
         coded_height=height,
         rotation=rotation,
         frame_count=v.sample_count,
-        vfr=bool(r_rate and abs(float(r_rate) - fps_f) > fps_f * 1e-3),
+        vfr=variable_rate(r_rate, fps_f),
         has_audio=bool(audio),
         audio_codec=audio_codec,
         bit_rate=bit_rate or None,

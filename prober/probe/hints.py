@@ -4,6 +4,7 @@ so a run that never needs FFmpeg never loads it)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from fractions import Fraction
 
 from prober.errors import ObjectError
 
@@ -27,3 +28,14 @@ class Incomplete(Exception):
     def __init__(self, message: str, error: ObjectError) -> None:
         super().__init__(message)
         self.error = error
+
+
+def displayed_size(width: int, height: int, rotation: int) -> tuple[int, int]:
+    """(width, height) as shown: a quarter turn swaps them, as ffprobe's side data does."""
+    return (height, width) if abs(rotation) % 180 == 90 else (width, height)
+
+
+def variable_rate(r_rate: Fraction | None, fps: float) -> bool:
+    """Whether the stream's real base rate (``r_frame_rate``) differs from its average
+    frame rate by more than 0.1 %: frames are not evenly spaced."""
+    return bool(r_rate and abs(float(r_rate) - fps) > fps * 1e-3)

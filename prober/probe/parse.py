@@ -14,7 +14,7 @@ from av.stream import Disposition
 
 from prober.errors import ObjectError
 from prober.model import Metadata
-from prober.probe.hints import Hints, Incomplete
+from prober.probe.hints import Hints, Incomplete, displayed_size, variable_rate
 from prober.probe.mime import container_mime
 from prober.probe.sparse import SparseFile
 
@@ -97,7 +97,7 @@ def _metadata(container: av.container.InputContainer, size: int, hints: Hints) -
         )
 
     rotation = hints.rotation if hints.rotation is not None else _tag_rotation(s.metadata)
-    disp_w, disp_h = (height, width) if abs(rotation) % 180 == 90 else (width, height)
+    disp_w, disp_h = displayed_size(width, height, rotation)
     fps = float(fps_frac)
     ext = hints.ext
     return Metadata(
@@ -114,7 +114,7 @@ def _metadata(container: av.container.InputContainer, size: int, hints: Hints) -
         coded_height=height,
         rotation=rotation,
         frame_count=frames,
-        vfr=bool(r_rate and abs(float(r_rate) - fps) > fps * 1e-3),
+        vfr=variable_rate(r_rate, fps),
         has_audio=bool(audio),
         audio_codec=audio[0].codec_context.name if audio else None,
         bit_rate=int(container.bit_rate) if container.bit_rate else None,
