@@ -27,6 +27,7 @@ from prober.sinks.spec import (
     SpecOptions,
     natural_key,
 )
+from prober.sources.enrich import parse_json_spec
 
 Item = tuple[str, Any]  # (section or "_prober" / "skip_duplicate_urls", value)
 
@@ -50,7 +51,7 @@ def read_part(path: Path) -> Iterator[Item]:
             except ValueError:
                 pass
         fh.seek(0)
-        yield from _items(_load(path, fh.read()))
+        yield from _items(parse_json_spec(fh.read(), f"merge: {path}"))
 
 
 def _stream(fh: Any) -> Iterator[Item]:
@@ -75,16 +76,6 @@ def _stream(fh: Any) -> Iterator[Item]:
                 yield name, orjson.loads(value)
         else:
             raise ValueError("not prober's layout")
-
-
-def _load(path: Path, data: bytes) -> dict[str, Any]:
-    try:
-        spec = orjson.loads(data)
-    except orjson.JSONDecodeError as exc:
-        raise UsageError(f"merge: {path}: not valid JSON ({exc.msg})") from None
-    if not isinstance(spec, dict):
-        raise UsageError(f"merge: {path}: not an Encord spec")
-    return spec
 
 
 def _items(spec: dict[str, Any]) -> Iterator[Item]:

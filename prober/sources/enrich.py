@@ -36,12 +36,17 @@ def load_spec(path: str) -> dict[str, Any]:
         raise UsageError(f"--enrich {path}: {exc.strerror}") from None
     if p.suffix.lower() == ".csv":
         return _csv_spec(raw.decode("utf-8-sig"), path)
+    return parse_json_spec(raw, f"--enrich {path}")
+
+
+def parse_json_spec(raw: bytes, where: str) -> dict[str, Any]:
+    """A JSON spec's top-level object; a one-line UsageError naming ``where`` if not."""
     try:
         spec = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        raise UsageError(f"--enrich {path}: not valid JSON ({exc.msg})") from None
+        raise UsageError(f"{where}: not valid JSON ({exc.msg})") from None
     if not isinstance(spec, dict):
-        raise UsageError(f"--enrich {path}: not an Encord spec (expected a JSON object)")
+        raise UsageError(f"{where}: not an Encord spec (expected a JSON object)")
     return spec
 
 
