@@ -59,9 +59,17 @@ def _failures(path: Path) -> dict[str, str]:
         return {r["objectUrl"]: r["error"] for r in csv.DictReader(fh)}
 
 
-def _mixed_checks(proc: Any, out: Path, rep: Path, fail: Path, root: Path, manifest: dict,
-                  base: str) -> None:  # fmt: skip
-    """The same checks as test_cli's S3 mixed bucket, with another objectUrl base."""
+def _mixed_bucket(store: Any, container: str, source: str, base: str, sample_media: Any,
+                  run_prober: Any, tmp_path: Path) -> dict:  # fmt: skip
+    """Upload the sample media to a new bucket (container) of an emulator, run prober
+    over ``source`` and make the same checks as test_cli's S3 mixed bucket, with
+    ``base`` as the objectUrl base. Returns the report."""
+    root, manifest = sample_media
+    store.create_bucket(container)
+    store.upload_tree(container, root)
+    out, fail, rep = tmp_path / "spec.json", tmp_path / "f.csv", tmp_path / "r.jsonl"
+    proc = run_prober(source, "-o", out, "--failures", fail, "--report", rep,
+                      env=store.env())  # fmt: skip
     assert proc.returncode == 3, proc.stderr
     report = read_report(rep)
     _check_against_ffprobe(report, root, manifest)
@@ -80,6 +88,7 @@ def _mixed_checks(proc: Any, out: Path, rep: Path, fail: Path, root: Path, manif
     assert reasons["zero_bytes.mp4"].startswith("empty")
     assert reasons["truncated_moov_end.mp4"].startswith("truncated")
     assert reasons["text.mov"].startswith("not a media file")
+    return report
 
 
 def _put_tricky(store: Any, container: str, data: bytes) -> None:
@@ -90,17 +99,11 @@ def _put_tricky(store: Any, container: str, data: bytes) -> None:
 
 # =============================================================================== GCS
 def test_gcs_mixed_bucket(sample_media, gcs_server, run_prober, tmp_path, unique_name):
-    root, manifest = sample_media
     bucket = unique_name("gmixed")
-    gcs_server.create_bucket(bucket)
-    gcs_server.upload_tree(bucket, root)
-    out, fail, rep = tmp_path / "spec.json", tmp_path / "f.csv", tmp_path / "r.jsonl"
-    proc = run_prober(f"gs://{bucket}/", "-o", out, "--failures", fail, "--report", rep,
-                      env=gcs_server.env())  # fmt: skip
-    _mixed_checks(proc, out, rep, fail, root, manifest, f"gs://{bucket}/")
+    report = _mixed_bucket(gcs_server, bucket, f"gs://{bucket}/", f"gs://{bucket}/",
+                           sample_media, run_prober, tmp_path)  # fmt: skip
     # the generation is kept as the entry's version, for incremental runs
     generations = {o["name"]: o["generation"] for o in gcs_server.list_objects(bucket)}
-    report = read_report(rep)
     assert all(line["etag"] == str(generations[key]) for key, line in report.items())
 
 
@@ -300,20 +303,16 @@ def test_gcs_credentials_errors_are_one_line(http_store, run_prober, tmp_path):
 
 # =============================================================================== Azure
 def test_azure_mixed_container(sample_media, azurite, run_prober, tmp_path, unique_name):
-    root, manifest = sample_media
     container = unique_name("amixed")
-    azurite.create_container(container)
-    azurite.upload_tree(container, root)
-    out, fail, rep = tmp_path / "spec.json", tmp_path / "f.csv", tmp_path / "r.jsonl"
-    proc = run_prober(f"az://{container}/", "-o", out, "--failures", fail, "--report", rep,
-                      env=azurite.env())  # fmt: skip
     # under an emulator the objectUrl is the emulator's own account URL
-    _mixed_checks(proc, out, rep, fail, root, manifest, f"{azurite.blob_endpoint}/{container}/")
+    report = _mixed_bucket(azurite, container, f"az://{container}/",
+                           f"{azurite.blob_endpoint}/{container}/", sample_media, run_prober,
+                           tmp_path)  # fmt: skip
     etags = {
         b.name: b.etag.strip('"')
         for b in azurite.service.get_container_client(container).list_blobs()
     }
-    assert all(line["etag"] == etags[key] for key, line in read_report(rep).items())
+    assert all(line["etag"] == etags[key] for key, line in report.items())
 
 
 def test_azure_tricky_keys(sample_media, azurite, run_prober, tmp_path, unique_name):

@@ -45,13 +45,15 @@ def _failures(path: Path) -> dict[str, str]:
     return {url: err for url, err in rows[1:]}
 
 
-def _corpus_over_bucket(source, env, corpus_expected, run_prober, tmp_path):
-    """Run prober over a bucket holding the whole corpus; check every file against its
-    ground truth, the spec against the report, and bad files against the failures.
-    Returns the spec."""
+def _corpus_over_bucket(store, source, corpus_dir, corpus_expected, run_prober, tmp_path):
+    """Upload the whole corpus to a new bucket "corpus" of an emulator, run prober over
+    ``source`` (that bucket); check every file against its ground truth, the spec
+    against the report, and bad files against the failures. Returns the spec."""
+    store.create_bucket("corpus")
+    store.upload_tree("corpus", corpus_dir, prefix="")
     out, rep, fail = tmp_path / "spec.json", tmp_path / "r.jsonl", tmp_path / "f.csv"
     proc = run_prober(source, "-o", out, "--report", rep, "--failures", fail,
-                      "--concurrency", "256", env=env)  # fmt: skip
+                      "--concurrency", "256", env=store.env())  # fmt: skip
     assert proc.returncode == 3, proc.stderr
     report = read_report(rep)
     report = {k: v for k, v in report.items() if k in corpus_expected}
@@ -65,10 +67,8 @@ def _corpus_over_bucket(source, env, corpus_expected, run_prober, tmp_path):
 
 
 def test_corpus_over_s3(moto_server, corpus_dir, corpus_expected, run_prober, tmp_path):
-    moto_server.create_bucket("corpus")
-    moto_server.upload_tree("corpus", corpus_dir, prefix="")
-    spec = _corpus_over_bucket("s3://corpus/", moto_server.env(), corpus_expected, run_prober,
-                               tmp_path)  # fmt: skip
+    spec = _corpus_over_bucket(moto_server, "s3://corpus/", corpus_dir, corpus_expected,
+                               run_prober, tmp_path)  # fmt: skip
     # objectUrls take the amazonaws.com form whatever endpoint prober read from
     assert all(
         v["objectUrl"].startswith("https://corpus.s3.us-east-1.amazonaws.com/")
@@ -77,20 +77,16 @@ def test_corpus_over_s3(moto_server, corpus_dir, corpus_expected, run_prober, tm
 
 
 def test_corpus_over_gcs(gcs_server, corpus_dir, corpus_expected, run_prober, tmp_path):
-    gcs_server.create_bucket("corpus")
-    gcs_server.upload_tree("corpus", corpus_dir, prefix="")
-    spec = _corpus_over_bucket("gs://corpus/", gcs_server.env(), corpus_expected, run_prober,
-                               tmp_path)  # fmt: skip
+    spec = _corpus_over_bucket(gcs_server, "gs://corpus/", corpus_dir, corpus_expected,
+                               run_prober, tmp_path)  # fmt: skip
     # gs://bucket/key (key percent-encoded) whatever endpoint prober read from
     assert all(v["objectUrl"].startswith("gs://corpus/") for v in spec["videos"])
     assert " " not in "".join(v["objectUrl"] for v in spec["videos"])
 
 
 def test_corpus_over_azure(azurite, corpus_dir, corpus_expected, run_prober, tmp_path):
-    azurite.create_container("corpus")
-    azurite.upload_tree("corpus", corpus_dir, prefix="")
-    spec = _corpus_over_bucket("az://corpus/", azurite.env(), corpus_expected, run_prober,
-                               tmp_path)  # fmt: skip
+    spec = _corpus_over_bucket(azurite, "az://corpus/", corpus_dir, corpus_expected,
+                               run_prober, tmp_path)  # fmt: skip
     # under an emulator, the objectUrl is the emulator's own account URL
     assert all(
         v["objectUrl"].startswith(f"{azurite.blob_endpoint}/corpus/") for v in spec["videos"]

@@ -268,29 +268,40 @@ async def test_when_the_fast_path_does_not_apply(aws_env, tmp_path):
 
 
 # --------------------------------------------------------------- reads against moto
+def _on_moto(moto_server: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """This process's clients pointed at moto, with the fast path on."""
+    for name, value in moto_server.env().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("PROBER_S3_FASTPATH", raising=False)
+
+
+def _spy(monkeypatch: pytest.MonkeyPatch, client: Any, method: str) -> tuple[list[Any], Any]:
+    """(the calls made from now on, the real method) of an aiobotocore client method."""
+    calls: list[Any] = []
+    real = getattr(client, method)
+
+    async def spy(**kwargs: Any) -> Any:
+        calls.append(kwargs)
+        return await real(**kwargs)
+
+    monkeypatch.setattr(client, method, spy)
+    return calls, real
+
+
 async def test_fast_reads_against_moto(moto_server, unique_name, monkeypatch):
     bucket = unique_name("fast")
     moto_server.create_bucket(bucket, region="eu-west-2")
     blobs = {key: f"{i:04d}:{key}".encode() * 50 for i, key in enumerate(E2E_KEYS)}
     for key, data in blobs.items():
         moto_server.put(bucket, key, data)
-    for name, value in moto_server.env().items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("PROBER_S3_FASTPATH", raising=False)
+    _on_moto(moto_server, monkeypatch)
     ctx = SourceContext(SourceOptions())
     source = open_source(f"s3://{bucket}/", ctx)
     try:
         entries = {e.key: e async for e in source.entries()}
         assert source.region == "eu-west-2" and set(entries) == set(blobs)
         client = await source.client()
-        calls: list[Any] = []
-        real = client.get_object
-
-        async def spy(**kwargs: Any) -> Any:
-            calls.append(kwargs)
-            return await real(**kwargs)
-
-        monkeypatch.setattr(client, "get_object", spy)
+        calls, _ = _spy(monkeypatch, client, "get_object")
         for key, data in blobs.items():
             entry = entries[key]
             assert await source.read(entry, 3, 40) == data[3:40], key
@@ -321,21 +332,12 @@ async def test_direct_listing_equals_botocores(moto_server, unique_name, monkeyp
     keys = [*E2E_KEYS, *(f"many/{i:04d} +%&<'\".mp4" for i in range(1005))]
     for key in keys:
         moto_server.put(bucket, key, key.encode())
-    for name, value in moto_server.env().items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("PROBER_S3_FASTPATH", raising=False)
+    _on_moto(moto_server, monkeypatch)
     ctx = SourceContext(SourceOptions())
     source = open_source(f"s3://{bucket}/", ctx)
     try:
         client = await source.client()
-        calls: list[Any] = []
-        real = client.list_objects_v2
-
-        async def spy(**kwargs: Any) -> Any:
-            calls.append(kwargs)
-            return await real(**kwargs)
-
-        monkeypatch.setattr(client, "list_objects_v2", spy)
+        calls, real = _spy(monkeypatch, client, "list_objects_v2")
         direct = [(e.key, e.size, e.etag) async for e in source.entries()]
         assert calls == [] and isinstance(source._fast, FastRangedGet)
         expected = []
