@@ -385,7 +385,10 @@ def _open_sources(
 
 
 def _open_sinks(
-    args: argparse.Namespace, enrich_spec: dict[str, Any] | None, stack: contextlib.ExitStack
+    args: argparse.Namespace,
+    enrich_spec: dict[str, Any] | None,
+    stack: contextlib.ExitStack,
+    unique_urls: bool = False,
 ) -> list[Sink]:
     fmt = args.format or _format_from_path(args.output)
     for path, flag in ((args.output, "-o"), (args.failures, "--failures"),
@@ -419,6 +422,7 @@ def _open_sinks(
             skip_duplicate_urls=args.skip_duplicate_urls,
             client_metadata=cm,
             header=header,
+            unique_urls=unique_urls,
         )
         if fmt == "csv":
             if args.skip_duplicate_urls:
@@ -488,7 +492,8 @@ async def run(args: argparse.Namespace) -> int:
     enrich_spec = load_spec(args.enrich) if args.enrich else None
     sources = _open_sources(args, ctx, enrich_spec)
     stack = contextlib.ExitStack()
-    sinks = SinkSet(_open_sinks(args, enrich_spec, stack))
+    unique_urls = len(sources) == 1 and getattr(sources[0], "unique_urls", False)
+    sinks = SinkSet(_open_sinks(args, enrich_spec, stack, unique_urls))
     state = StateStore(args.state) if args.state else None
     if state is not None:
         await state.open()

@@ -94,3 +94,28 @@ def test_merge_deduplicates_and_keeps_flags(tree, run_prober, tmp_path):
 def test_bad_shard_is_a_usage_error(bad, tree, run_prober):
     proc = run_prober(tree, "--shard", bad)
     assert proc.returncode == 2 and "--shard" in proc.stderr
+
+
+@pytest.mark.parametrize("unique_urls", [True, False])
+def test_spec_spool_keeps_listing_order_and_one_entry_per_url(unique_urls, tmp_path):
+    """Results arrive in completion order; the spec lists them in listing order. With
+    distinct objectUrls (one bucket listing) in-order arrivals skip SQLite; late ones are
+    merged back in place. Otherwise a repeated objectUrl is written once."""
+    from prober.model import Entry, Kind, Metadata, Result, Status
+    from prober.sinks.spec import JsonSpecWriter, SpecOptions
+
+    def result(seq: int, url: str) -> Result:
+        meta = Metadata(25.0, 2.0, 64, 48, 1000, "video/mp4")
+        entry = Entry(url=url, key=url.rsplit("/", 1)[1], size=1000, etag="e", seq=seq)
+        return Result(entry, Kind.VIDEO, Status.OK, metadata=meta)
+
+    arrivals = [1, 2, 5, 3, 6, 4, 9, 7, 8, 10]  # a probe run: some finish late
+    out = tmp_path / "spec.json"
+    writer = JsonSpecWriter(str(out), SpecOptions(unique_urls=unique_urls))
+    for seq in arrivals:
+        writer.write(result(seq, f"s3://b/{seq:02d}.mp4"))
+    if not unique_urls:  # a URL list naming an object twice
+        writer.write(result(11, "s3://b/03.mp4"))
+    writer.close(commit=True)
+    urls = [v["objectUrl"] for v in json.loads(out.read_text())["videos"]]
+    assert urls == [f"s3://b/{i:02d}.mp4" for i in range(1, 11)]

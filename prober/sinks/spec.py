@@ -9,6 +9,7 @@ renames it into place. Memory does not grow with the number of objects.
 from __future__ import annotations
 
 import csv
+import heapq
 import os
 import re
 import shutil
@@ -47,12 +48,15 @@ class SpecOptions:
         skip_duplicate_urls: bool = False,
         client_metadata: ClientMetadata | None = None,
         header: dict[str, Any] | None = None,
+        unique_urls: bool = False,
     ) -> None:
         self.images = images
         self.title = title
         self.skip_duplicate_urls = skip_duplicate_urls
         self.client_metadata = client_metadata
         self.header = header  # "_prober" key of shard parts, for `prober merge`
+        # no objectUrl can come twice (one bucket listing): no need to look for repeats
+        self.unique_urls = unique_urls
 
 
 class SpecBuilder:
@@ -104,14 +108,24 @@ class SpecBuilder:
 
 class Spool:
     """Entries on disk until the end: single entries by listing order, group members
-    by folder. Results arrive in completion order; specs come out in listing order."""
+    by folder. Results arrive in completion order; specs come out in listing order.
 
-    def __init__(self, folder: str) -> None:
+    When the run's objectUrls are known to be distinct (one bucket listing), single
+    entries that arrive in listing order — all of them on a ``--state`` rerun — are
+    appended to a flat file per section, and only those that arrive late go to
+    SQLite; the two sorted streams are merged at the end. Otherwise every entry goes
+    to SQLite, which keeps the first of each objectUrl."""
+
+    def __init__(self, folder: str, unique_urls: bool = False) -> None:
+        self.folder = folder
         self.path = os.path.join(folder, "spool.sqlite")
         self.db = sqlite3.connect(self.path)
         self.db.execute("PRAGMA journal_mode=OFF")
         self.db.execute("PRAGMA synchronous=OFF")
+        self.unique_urls = unique_urls
         self._singles: list[tuple[str, int, str, bytes]] = []
+        self._runs: dict[str, _Run] = {}  # section → its in-order entries
+        self._late: set[str] = set()  # sections with entries in SQLite
         # an objectUrl is written once per list, whichever sources or parts repeat it
         self.db.execute(
             "CREATE TABLE s (section TEXT, seq INTEGER, url TEXT, entry BLOB,"
@@ -123,7 +137,16 @@ class Spool:
         )
 
     def add_single(self, section: str, seq: int, entry: dict[str, Any]) -> None:
-        self._singles.append((section, seq, entry["objectUrl"], orjson.dumps(entry)))
+        blob = orjson.dumps(entry)
+        if self.unique_urls:
+            run = self._runs.get(section)
+            if run is None:
+                run = self._runs[section] = _Run(os.path.join(self.folder, f"{section}.run"))
+            if seq > run.last:
+                run.append(seq, blob)
+                return
+        self._late.add(section)
+        self._singles.append((section, seq, entry["objectUrl"], blob))
         if len(self._singles) >= SPOOL_BATCH:
             self._flush()
 
@@ -133,9 +156,15 @@ class Spool:
             self._singles.clear()
 
     def singles(self, section: str) -> Iterator[bytes]:
+        run = self._runs.get(section)
+        in_order = run.read() if run is not None else iter(())
+        if section not in self._late:
+            for _, blob in in_order:
+                yield blob
+            return
         self._flush()
-        cur = self.db.execute("SELECT entry FROM s WHERE section=? ORDER BY seq", (section,))
-        for (blob,) in cur:
+        late = self.db.execute("SELECT seq, entry FROM s WHERE section=? ORDER BY seq", (section,))
+        for _, blob in heapq.merge(in_order, late, key=_first):
             yield blob
 
     def add(self, row: tuple[str, str, str, str, str]) -> None:
@@ -158,7 +187,33 @@ class Spool:
             yield title, urls
 
     def close(self) -> None:
+        for run in self._runs.values():
+            run.fh.close()
         self.db.close()
+
+
+class _Run:
+    """Entries appended in increasing listing order: ``seq entry`` lines (orjson never
+    writes a raw newline)."""
+
+    def __init__(self, path: str) -> None:
+        self.fh = open(path, "w+b")  # closed with the spool
+        self.last = 0
+
+    def append(self, seq: int, blob: bytes) -> None:
+        self.fh.write(b"%d %s\n" % (seq, blob))
+        self.last = seq
+
+    def read(self) -> Iterator[tuple[int, bytes]]:
+        self.fh.flush()
+        self.fh.seek(0)
+        for line in self.fh:
+            seq, _, blob = line.partition(b" ")
+            yield int(seq), blob[:-1]
+
+
+def _first(row: tuple[int, bytes]) -> int:
+    return row[0]
 
 
 def group_entry(section: str, title: str, urls: list[str]) -> dict[str, Any]:
@@ -182,7 +237,7 @@ class _SpoolingWriter:
         self.options = options
         self.builder = SpecBuilder(options)
         self.tmpdir = tempfile.mkdtemp(prefix="prober-spec-")
-        self.spool = Spool(self.tmpdir)
+        self.spool = Spool(self.tmpdir, options.unique_urls)
 
     def write(self, result: Result) -> None:
         single = self.builder.single(result)

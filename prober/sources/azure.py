@@ -72,6 +72,8 @@ CREDENTIALS_HINT = (
 
 
 class AzureSource:
+    unique_urls = True  # a listing: no objectUrl comes twice (see sources/base.py)
+
     def __init__(self, spec: str, ctx: SourceContext) -> None:
         self.name = redact(spec)  # never the SAS
         self.ctx = ctx

@@ -16,6 +16,9 @@ from prober.model import Entry
 class Source(Protocol):
     #: what the user typed, for messages (never contains a secret)
     name: str
+    # Optional: ``unique_urls = True`` on a backend whose entries can never repeat an
+    # objectUrl (a bucket listing; not a URL list or an inventory). A run of one such
+    # source lets the spec skip looking for repeats.
 
     def entries(self) -> AsyncIterator[Entry]:
         """Stream the entries under this source (paginated, never all in memory)."""

@@ -60,6 +60,7 @@ DEFAULT_API_ROOT = "https://www.googleapis.com"  # the library's
 
 class GcsSource:
     scheme = "gs://"
+    unique_urls = True  # a listing: no objectUrl comes twice (see sources/base.py)
 
     def __init__(self, spec: str, ctx: SourceContext) -> None:
         self.name = spec

@@ -21,6 +21,8 @@ BATCH = 512
 
 
 class LocalSource:
+    unique_urls = True  # a listing: no objectUrl comes twice (see sources/base.py)
+
     def __init__(self, spec: str, ctx: SourceContext) -> None:
         self.name = spec
         path = spec[len("file://") :] if spec.startswith("file://") else spec

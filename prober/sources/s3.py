@@ -75,6 +75,7 @@ def prefix_matches(key: str, prefix: str) -> bool:
 
 class S3Source:
     scheme = "s3://"
+    unique_urls = True  # a listing: no objectUrl comes twice (see sources/base.py)
     label = "S3"  # for messages
     url_styles: tuple[str, ...] = URL_STYLES  # the first is the default
     credentials_hint = "no AWS credentials found (set AWS_PROFILE or AWS_ACCESS_KEY_ID)"
