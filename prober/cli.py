@@ -313,6 +313,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv[:1] == ["merge"]:
         from prober.merge import main as merge_main
 
+        gc.enable()  # off while the modules loaded (prober/__main__.py)
         return merge_main(argv[1:])
     try:
         args = parse_args(argv)
@@ -320,9 +321,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write(f"prober: error: {exc}\n")
         return EXIT_USAGE
     _setup_logging(args)
-    # what is loaded by now lives as long as the run: move it out of the collector's
-    # reach, or every full collection walks all of it again (~20 ms each)
-    gc.freeze()
     try:
         return _run_loop(args)
     except UsageError as exc:
@@ -498,6 +496,11 @@ async def run(args: argparse.Namespace) -> int:
     if state is not None:
         await state.open()
         ctx.hints = state  # list in parallel ranges cut where the last run's keys were
+    # what is loaded by now (the backends' libraries) lives as long as the run: out of
+    # the collector's reach, or every full collection walks all of it again (~20 ms
+    # each). The collector was off while it loaded (prober/__main__.py).
+    gc.freeze()
+    gc.enable()
     config = pipeline_config(args, state, parse_shard(args.shard) if args.shard else None)
     pipeline: Pipeline | RayPipeline
     if args.engine == "ray":

@@ -261,9 +261,10 @@ class Pipeline:
         return lookup
 
     async def _dispatch(self, lookup: _Lookup) -> None:
-        """Unchanged objects go straight to the writer, new ones to the probe workers;
-        objects the listing gave no ETag for (URL lists) go to a worker with their
-        stored row, to be compared after one HEAD."""
+        """Unchanged objects go straight to the sinks (nothing to fetch or remember: no
+        hop through the writer's queue), new ones to the probe workers; objects the
+        listing gave no ETag for (URL lists) go to a worker with their stored row, to be
+        compared after one HEAD."""
         state = self.config.state
         assert state is not None
         rows = await lookup.rows
@@ -271,15 +272,20 @@ class Pipeline:
             row = rows.get(entry.url)
             cached = state.match(entry, row) if entry.etag and entry.size is not None else None
             if cached is not None:
-                await self._put_result(cached)
+                self._deliver(cached)  # never anything to remember
             else:
                 await self.work.put((source, entry, kind, row))
 
-    async def _put_result(self, result: Result) -> None:
-        if self.results.full():
-            await self.results.put(result)
-        else:
-            self.results.put_nowait(result)
+    def _deliver(self, result: Result) -> Awaitable[None] | None:
+        """:func:`deliver`; a sink that cannot write (disk full …) stops the run."""
+        if self._write_error is not None:
+            return None
+        try:
+            return deliver(result, self.counters, self.sinks, self.config.state)
+        except Exception as exc:
+            self._write_error = exc
+            self.stopping.set()
+            return None
 
     async def _worker(self) -> None:
         while True:
@@ -369,12 +375,11 @@ class Pipeline:
             item = results.get_nowait() if results.qsize() else await results.get()
             if item is _DONE:
                 return
-            if self._write_error is not None:
-                continue  # keep draining so no worker blocks on a full queue
-            try:
-                remember = deliver(item, self.counters, self.sinks, self.config.state)  # type: ignore[arg-type]
-                if remember is not None:
+            # after a write error: keep draining, so no worker blocks on a full queue
+            remember = self._deliver(item)  # type: ignore[arg-type]
+            if remember is not None:
+                try:
                     await remember
-            except Exception as exc:  # a sink that cannot write (disk full …): stop the run
-                self._write_error = exc
-                self.stopping.set()
+                except Exception as exc:  # the state cannot be written: stop the run
+                    self._write_error = exc
+                    self.stopping.set()

@@ -96,6 +96,8 @@ class S3Source:
         self.region: str | None = None
         # the signed-aiohttp read path: None = not decided yet, False = use aiobotocore
         self._fast: FastRangedGet | bool | None = None
+        # botocore's session machinery: loaded with the rest of start-up (see cli.run)
+        import aiobotocore.session  # noqa: F401
 
     def parse(self, spec: str) -> tuple[str, str]:
         """(bucket, prefix) of a SOURCE argument."""
