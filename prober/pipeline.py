@@ -207,6 +207,12 @@ class Pipeline:
     # -- stages ---------------------------------------------------------------------
     async def _produce(self) -> None:
         filters = self.config.filters
+        accept = filters.accept if filters.include or filters.exclude else None
+        sharded = filters.shard is not None
+        state = self.config.state
+        sniff = self.config.sniff
+        stopping = self.stopping
+        counters = self.counters
         position = 0
         batch: list[tuple[Source, Entry, Kind]] = []  # --state: looked up together
         # --state: the batch whose rows are being looked up while the next one fills
@@ -214,18 +220,18 @@ class Pipeline:
         try:
             for source in self.sources:
                 async for entry in source.entries():
-                    if self.stopping.is_set():
+                    if stopping.is_set():
                         return
-                    if not filters.accept(entry.key):
+                    if accept is not None and not accept(entry.key):
                         continue
                     position += 1  # in the whole listing, so shards and Ray keep listing order
                     kind = entry.kind or classify(entry.key)
-                    if not filters.in_shard(entry.key, kind):
+                    if sharded and not filters.in_shard(entry.key, kind):
                         continue
-                    self.counters.listed += 1
+                    counters.listed += 1
                     entry.seq = position
-                    if kind is Kind.VIDEO or (kind is Kind.OTHER and self.config.sniff):
-                        if self.config.state is not None:
+                    if kind is Kind.VIDEO or (kind is Kind.OTHER and sniff):
+                        if state is not None:
                             batch.append((source, entry, kind))
                             if len(batch) >= STATE_BATCH:
                                 pending = await self._look_up(batch, pending)
@@ -243,7 +249,7 @@ class Pipeline:
         finally:
             if pending is not None and not pending.rows.done():
                 pending.rows.cancel()
-        self.counters.listing_done = True
+        counters.listing_done = True
 
     async def _look_up(
         self, batch: list[tuple[Source, Entry, Kind]], pending: _Lookup | None

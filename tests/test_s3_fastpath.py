@@ -386,20 +386,44 @@ class _Hints:
         return [u for u in self.urls if u.startswith(url_prefix)]
 
 
-def test_list_page_parser_unescapes_and_decodes():
-    from prober.sources.s3_sign import parse_list_page
+LAYOUTS = {  # one <Contents> per entry, as stores lay them out
+    "S3": b"<Contents><Key>%s</Key><LastModified>2024-01-01T00:00:00.000Z</LastModified>"
+    b"<ETag>%s</ETag><Size>%s</Size><StorageClass>STANDARD</StorageClass></Contents>",
+    "size first": b"<Contents><Key>%s</Key><Size>%s</Size><ETag>%s</ETag></Contents>",
+}
 
+
+@pytest.mark.parametrize("layout", ["S3", "size first", "one without ETag"])
+def test_list_page_parser_unescapes_and_decodes(layout):
+    from prober.sources.s3_sign import _parse_ordered, parse_list_page
+
+    items = [
+        (b"a+b%2Bc%26d/%C3%A9.mp4", b"&quot;abc-2&quot;", b"10"),
+        (b"x%3C%3E.mp4", b"&quot;e&quot;", b"0"),
+        (b"z.mp4", b"&quot;f&quot;", b"7"),
+    ]
+
+    def contents(key: bytes, etag: bytes, size: bytes) -> bytes:
+        if layout == "size first":
+            return LAYOUTS["size first"] % (key, size, etag)
+        return LAYOUTS["S3"] % (key, etag, size)
+
+    listed = b"".join(contents(*item) for item in items)
+    expected = [("a b+c&d/é.mp4", 10, "abc-2"), ("x<>.mp4", 0, "e"), ("z.mp4", 7, "f")]
+    if layout == "one without ETag":
+        listed = listed.replace(b"<ETag>&quot;e&quot;</ETag>", b"")
+        expected[1] = ("x<>.mp4", 0, None)
     body = (
         b'<?xml version="1.0" encoding="UTF-8"?><ListBucketResult><Name>b</Name>'
         b"<IsTruncated>true</IsTruncated><EncodingType>url</EncodingType>"
-        b"<Contents><Key>a+b%2Bc%26d/%C3%A9.mp4</Key><Size>10</Size>"
-        b"<ETag>&quot;abc-2&quot;</ETag></Contents>"
-        b"<Contents><Key>x%3C%3E.mp4</Key><Size>0</Size><ETag>&quot;e&quot;</ETag></Contents>"
-        b"<NextContinuationToken>1/aG9+&amp;=</NextContinuationToken></ListBucketResult>"
+        + listed
+        + b"<NextContinuationToken>1/aG9+&amp;=</NextContinuationToken></ListBucketResult>"
     )
     objects, token = parse_list_page(body)
-    assert objects == [("a b+c&d/é.mp4", 10, "abc-2"), ("x<>.mp4", 0, "e")]
+    assert objects == expected
     assert token == "1/aG9+&="
+    # S3's own layout takes the one-findall path; the others the field-by-field one
+    assert (_parse_ordered(body, True) is not None) == (layout == "S3")
     raw = body.replace(b"<EncodingType>url</EncodingType>", b"").replace(b"true", b"false")
     objects, token = parse_list_page(raw)
     assert objects[0][0] == "a+b%2Bc%26d/%C3%A9.mp4" and token is None  # not encoded: as is

@@ -217,6 +217,7 @@ class FastRangedGet:
 # the three fields of <Contents> an entry needs, and the end of each <Contents>; values
 # are XML-escaped, so they hold no '<'
 _CONTENTS_FIELD = re.compile(rb"<(Key|Size|ETag)>([^<]*)</\1>|</Contents>")
+_ORDERED = re.compile(rb"<Key>([^<]*)</Key>.*?<ETag>([^<]*)</ETag>.*?<Size>([0-9]+)</Size>", re.S)
 _TRUNCATED = re.compile(rb"<IsTruncated>\s*true\s*</IsTruncated>")
 _TOKEN = re.compile(rb"<NextContinuationToken>(.*?)</NextContinuationToken>", re.S)
 _URL_ENCODED = re.compile(rb"<EncodingType>\s*url\s*</EncodingType>")
@@ -237,6 +238,45 @@ def parse_list_page(body: bytes) -> tuple[list[tuple[str, int, str | None]], str
     Keys are XML-unescaped, then URL-decoded when the store says it URL-encoded them
     (``EncodingType=url`` asked for, echoed back) — as botocore does."""
     url_encoded = bool(_URL_ENCODED.search(body))
+    objects = _parse_ordered(body, url_encoded)
+    if objects is None:
+        objects = _parse_any_order(body, url_encoded)
+    token = None
+    if _TRUNCATED.search(body):
+        tm = _TOKEN.search(body)
+        token = _xml_text(tm.group(1)) if tm else None
+    return objects, token
+
+
+def _parse_ordered(body: bytes, url_encoded: bool) -> list[tuple[str, int, str | None]] | None:
+    """The usual layout, Key before ETag before Size in every <Contents> (S3, MinIO,
+    Ceph …), in one findall (a third of the general parser's time); None when a page
+    is laid out otherwise. Each match takes the first Key, ETag and Size after the
+    last: as many matches as <Contents> means none ran into the next entry. (A page
+    without an ETag per entry never gets here: every match would scan to its end.)"""
+    entries = body.count(b"<Contents>")
+    if body.count(b"<ETag>") != entries or body.count(b"<Size>") != entries:
+        return None
+    rows = _ORDERED.findall(body)
+    if len(rows) != entries:
+        return None
+    objects: list[tuple[str, int, str | None]] = []
+    append = objects.append
+    for raw_key, raw_etag, size in rows:
+        key = raw_key.decode("utf-8")
+        if "&" in key:
+            key = html.unescape(key)
+        if url_encoded and ("%" in key or "+" in key):
+            key = unquote_plus(key)
+        etag = raw_etag.decode("utf-8")
+        if "&" in etag:
+            etag = html.unescape(etag)
+        append((key, int(size), etag.strip('"') or None))
+    return objects
+
+
+def _parse_any_order(body: bytes, url_encoded: bool) -> list[tuple[str, int, str | None]]:
+    """Field by field, in whatever order and with whatever missing."""
     objects: list[tuple[str, int, str | None]] = []
     key: str | None = None
     size: int | None = None
@@ -255,11 +295,7 @@ def parse_list_page(body: bytes) -> tuple[list[tuple[str, int, str | None]], str
             size = int(m.group(2))
         else:
             etag = _xml_text(m.group(2)).strip('"') or None
-    token = None
-    if _TRUNCATED.search(body):
-        tm = _TOKEN.search(body)
-        token = _xml_text(tm.group(1)) if tm else None
-    return objects, token
+    return objects
 
 
 def _xml_text(raw: bytes) -> str:
