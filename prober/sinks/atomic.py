@@ -24,7 +24,7 @@ class AtomicFile:
         folder = self.path.parent
         folder.mkdir(parents=True, exist_ok=True)
         fd, self._tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=folder)
-        self.fh = os.fdopen(fd, mode, encoding="utf-8", newline=newline)
+        self.fh = os.fdopen(fd, mode, 1 << 20, encoding="utf-8", newline=newline)
 
     def commit(self) -> None:
         if self.path is None:

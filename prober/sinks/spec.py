@@ -197,7 +197,7 @@ class _Run:
     writes a raw newline)."""
 
     def __init__(self, path: str) -> None:
-        self.fh = open(path, "w+b")  # closed with the spool
+        self.fh = open(path, "w+b", buffering=1 << 20)  # closed with the spool
         self.last = 0
 
     def append(self, seq: int, blob: bytes) -> None:
