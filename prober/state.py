@@ -41,6 +41,7 @@ STICKY_ERRORS = ("empty", "truncated", "corrupt", "not a", "no video")
 _KINDS = {k.value: k for k in Kind}  # a dict lookup, not Enum's __call__, per row
 _STATUSES = {s.value: s for s in Status}
 _FIELDS = tuple(f.name for f in dataclasses.fields(Metadata))
+_NFIELDS = len(_FIELDS)
 FLUSH_EVERY = 256
 FLUSH_SECONDS = 1.0
 
@@ -72,7 +73,7 @@ class StateStore:
 
     # -- lookups ------------------------------------------------------------------------
     async def rows(self, urls: list[str]) -> dict[str, tuple[Any, ...]]:
-        """The stored rows for these URLs, one query for the whole batch."""
+        """The stored rows (url first) for these URLs, one query for the whole batch."""
         rows: dict[str, tuple[Any, ...]] = await self._run(self._get_many, urls)
         return rows
 
@@ -80,19 +81,19 @@ class StateStore:
         """The stored result if the object is unchanged (same ETag and size)."""
         if row is None or entry.size is None:
             return None
-        etag, size, kind, status, error, metadata = row
+        _, etag, size, kind, status, error, blob = row
         if etag != entry.etag or size != entry.size:
             return None
-        result = Result(entry, _KINDS[kind], _STATUSES[status], error=error, cached=True)
-        if metadata is not None:
-            fields = orjson.loads(metadata)
-            if isinstance(fields, dict):  # how the first state files stored it
-                result.metadata = Metadata(**fields)
-            elif len(fields) == len(_FIELDS):
-                result.metadata = Metadata(*fields)  # positional: 5x cheaper than by name
+        metadata = None
+        if blob is not None:
+            fields = orjson.loads(blob)
+            if type(fields) is list and len(fields) == _NFIELDS:
+                metadata = Metadata(*fields)  # positional: 5x cheaper than by name
+            elif isinstance(fields, dict):  # how the first state files stored it
+                metadata = Metadata(**fields)
             else:
                 return None  # written by a prober with other fields: probe again
-        return result
+        return Result(entry, _KINDS[kind], _STATUSES[status], metadata, error, cached=True)
 
     def _get_many(self, urls: list[str]) -> dict[str, tuple[Any, ...]]:
         assert self._db is not None
@@ -102,7 +103,7 @@ class StateStore:
             f" WHERE url IN ({marks})",
             urls,
         )
-        return {row[0]: row[1:] for row in cur}
+        return {row[0]: row for row in cur}
 
     async def split_urls(self, url_prefix: str, every: int) -> list[str]:
         """Every ``every``-th stored URL under ``url_prefix``, in order: split points

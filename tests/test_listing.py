@@ -98,7 +98,7 @@ async def test_state_offers_every_nth_url_under_a_prefix(tmp_path):
         assert cached is not None and cached.cached
         assert cached.metadata == Metadata(25.0, 1.0, 64, 48, 100, "video/mp4")
         # rows written by the first releases held the metadata as a JSON object
-        old = (*rows[urls[0]][:5], orjson.dumps({"fps": 25.0, "duration": 1.0, "width": 64,
+        old = (*rows[urls[0]][:6], orjson.dumps({"fps": 25.0, "duration": 1.0, "width": 64,
                "height": 48, "file_size": 100, "mime_type": "video/mp4"}))  # fmt: skip
         again = state.match(entry, old)
         assert again is not None and again.metadata == cached.metadata

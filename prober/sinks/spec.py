@@ -65,11 +65,6 @@ class SpecBuilder:
     def __init__(self, options: SpecOptions) -> None:
         self.options = options
 
-    def title(self, key: str, name: str) -> str | None:
-        if self.options.title == "none":
-            return None
-        return key if self.options.title == "key" else name
-
     def single(self, result: Result) -> tuple[str, dict[str, Any]] | None:
         if result.status is not Status.OK:
             return None
@@ -81,9 +76,11 @@ class SpecBuilder:
         else:
             return None
         entry: dict[str, Any] = {"objectUrl": e.url}
-        title = self.title(e.key, e.name)
-        if title is not None:
-            entry["title"] = title
+        title = self.options.title
+        if title == "name":
+            entry["title"] = e.name
+        elif title == "key":
+            entry["title"] = e.key
         if result.metadata is not None:
             entry["videoMetadata"] = result.metadata.video_metadata()
         cm = self.options.client_metadata
