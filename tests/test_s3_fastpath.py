@@ -393,7 +393,9 @@ LAYOUTS = {  # one <Contents> per entry, as stores lay them out
 }
 
 
-@pytest.mark.parametrize("layout", ["S3", "size first", "one without ETag"])
+@pytest.mark.parametrize(
+    "layout", ["S3", "raw quotes", "&#34;", "size first", "one without ETag", "odd ETag"]
+)
 def test_list_page_parser_unescapes_and_decodes(layout):
     from prober.sources.s3_sign import _parse_ordered, parse_list_page
 
@@ -406,6 +408,8 @@ def test_list_page_parser_unescapes_and_decodes(layout):
     def contents(key: bytes, etag: bytes, size: bytes) -> bytes:
         if layout == "size first":
             return LAYOUTS["size first"] % (key, size, etag)
+        if layout in ("raw quotes", "&#34;"):
+            etag = etag.replace(b"&quot;", b'"' if layout == "raw quotes" else b"&#34;")
         return LAYOUTS["S3"] % (key, etag, size)
 
     listed = b"".join(contents(*item) for item in items)
@@ -413,6 +417,9 @@ def test_list_page_parser_unescapes_and_decodes(layout):
     if layout == "one without ETag":
         listed = listed.replace(b"<ETag>&quot;e&quot;</ETag>", b"")
         expected[1] = ("x<>.mp4", 0, None)
+    if layout == "odd ETag":
+        listed = listed.replace(b"&quot;e&quot;", b"&quot;e&amp;1&quot;")
+        expected[1] = ("x<>.mp4", 0, "e&1")
     body = (
         b'<?xml version="1.0" encoding="UTF-8"?><ListBucketResult><Name>b</Name>'
         b"<IsTruncated>true</IsTruncated><EncodingType>url</EncodingType>"
@@ -423,7 +430,8 @@ def test_list_page_parser_unescapes_and_decodes(layout):
     assert objects == expected
     assert token == "1/aG9+&="
     # S3's own layout takes the one-findall path; the others the field-by-field one
-    assert (_parse_ordered(body, True) is not None) == (layout == "S3")
+    usual = layout in ("S3", "raw quotes", "&#34;")
+    assert (_parse_ordered(body, True) is not None) == usual
     raw = body.replace(b"<EncodingType>url</EncodingType>", b"").replace(b"true", b"false")
     objects, token = parse_list_page(raw)
     assert objects[0][0] == "a+b%2Bc%26d/%C3%A9.mp4" and token is None  # not encoded: as is

@@ -217,7 +217,14 @@ class FastRangedGet:
 # the three fields of <Contents> an entry needs, and the end of each <Contents>; values
 # are XML-escaped, so they hold no '<'
 _CONTENTS_FIELD = re.compile(rb"<(Key|Size|ETag)>([^<]*)</\1>|</Contents>")
-_ORDERED = re.compile(rb"<Key>([^<]*)</Key>.*?<ETag>([^<]*)</ETag>.*?<Size>([0-9]+)</Size>", re.S)
+# S3 escapes the ETag's quotes (&quot;), others send them raw or as &#34;: the usual
+# hex ETag is taken without them (an unusual one sends its page to the general parser)
+_QUOTE = rb'(?:&quot;|&#34;|")?'
+_ORDERED = re.compile(
+    rb"<Key>([^<]*)</Key>.*?<ETag>" + _QUOTE + rb'([^<&"]*)' + _QUOTE + rb"</ETag>"
+    rb".*?<Size>([0-9]+)</Size>",
+    re.S,
+)
 _TRUNCATED = re.compile(rb"<IsTruncated>\s*true\s*</IsTruncated>")
 _TOKEN = re.compile(rb"<NextContinuationToken>(.*?)</NextContinuationToken>", re.S)
 _URL_ENCODED = re.compile(rb"<EncodingType>\s*url\s*</EncodingType>")
@@ -268,10 +275,7 @@ def _parse_ordered(body: bytes, url_encoded: bool) -> list[tuple[str, int, str |
             key = html.unescape(key)
         if url_encoded and ("%" in key or "+" in key):
             key = unquote_plus(key)
-        etag = raw_etag.decode("utf-8")
-        if "&" in etag:
-            etag = html.unescape(etag)
-        append((key, int(size), etag.strip('"') or None))
+        append((key, int(size), raw_etag.decode("utf-8") or None))
     return objects
 
 
