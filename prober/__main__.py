@@ -4,7 +4,7 @@ import gc
 
 # No collections while the modules load: start-up allocates hundreds of thousands of
 # long-lived objects (botocore, aiohttp), and every threshold crossing would walk
-# them. main() freezes what is loaded and switches the collector back on.
+# them. cli.run() freezes what is loaded and switches the collector back on.
 gc.disable()
 
 from prober.cli import console  # noqa: E402
