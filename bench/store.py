@@ -12,8 +12,9 @@ may share one file (its bytes are held once). Served on 127.0.0.1:
   plain HTTP URL (for ``--urls``) and the S3 path-style GetObject at the same time.
 * ``GET /BUCKET?list-type=2`` -> ListObjectsV2 XML (prefix, max-keys,
   continuation-token, start-after, encoding-type=url); ``GET /BUCKET?location`` ->
-  GetBucketLocation. Signatures are not checked (the client still computes them, so
-  the client's own per-request signing cost is what gets measured).
+  GetBucketLocation; ``HEAD /BUCKET`` -> HeadBucket. Bucket answers carry
+  ``x-amz-bucket-region``, as S3's do. Signatures are not checked (the client still
+  computes them, so the client's own per-request signing cost is what gets measured).
 * ``--region R``: the bucket lives in region R. A request signed (SigV4
   ``Authorization`` header) for another region is answered as S3 answers it —
   400 ``AuthorizationHeaderMalformed`` naming R, or with ``--wrong-region-status 301``
@@ -164,14 +165,17 @@ class Store:
 
     def bucket_op(self, query: str) -> tuple[int, list[str], bytes]:
         q = {k: v[0] for k, v in parse_qs(query, keep_blank_values=True).items()}
-        xml = ["Content-Type: application/xml"]
+        region = self.region or "us-east-1"
+        xml = ["Content-Type: application/xml", f"x-amz-bucket-region: {region}"]
         if "location" in q:
+            where = "" if region == "us-east-1" else escape(region)  # S3: empty for us-east-1
             return (
                 200,
                 xml,
                 (
                     b'<?xml version="1.0" encoding="UTF-8"?>\n<LocationConstraint '
-                    b'xmlns="http://s3.amazonaws.com/doc/2006-03-01/"/>'
+                    b'xmlns="http://s3.amazonaws.com/doc/2006-03-01/">%s</LocationConstraint>'
+                    % where.encode()
                 ),
             )
         prefix = q.get("prefix", "")

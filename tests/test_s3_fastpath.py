@@ -9,7 +9,9 @@
   ``PROBER_S3_FASTPATH=0`` and without (moto, sample media and the corpus).
 * A store that answers a read with a wrong-region 400 or a 301 (bench/store.py's S3 face
   with ``--region``; moto checks no signing region) switches the source to aiobotocore,
-  whose region redirector then gets every object right.
+  whose region redirector then gets every object right. Without ``--region``, one HEAD
+  of the bucket learns its region from ``x-amz-bucket-region`` (moto and that store),
+  with no botocore client built.
 """
 
 from __future__ import annotations
@@ -300,6 +302,7 @@ async def test_fast_reads_against_moto(moto_server, unique_name, monkeypatch):
     try:
         entries = {e.key: e async for e in source.entries()}
         assert source.region == "eu-west-2" and set(entries) == set(blobs)
+        assert source._client is None  # the region came from one HEAD, not a client
         client = await source.client()
         calls, _ = _spy(monkeypatch, client, "get_object")
         for key, data in blobs.items():
@@ -617,6 +620,28 @@ async def test_wrong_region_switches_to_botocore(aws_env, region_store):
         stats = store.stats()
         assert stats["rejected"] == 2  # one listing page (redirected), one direct read
         assert stats["methods"] == {"GET": len(objects)}
+    finally:
+        await source.close()
+        await ctx.close()
+
+
+@pytest.mark.parametrize("region_store", [400, 301], indirect=True)
+async def test_bucket_region_from_one_head(aws_env, region_store):
+    """No --region: one HEAD of the bucket, signed for the configured region, learns the
+    bucket's (S3 names it even when it refuses the request); no botocore client is
+    built, and listing and reads go direct with nothing else refused."""
+    store, objects = region_store
+    aws_env.setenv("AWS_REGION", "us-west-1")
+    ctx = SourceContext(SourceOptions(endpoint_url=store.url))
+    source = open_source("s3://bench/", ctx)
+    try:
+        entries = [e async for e in source.entries()]
+        assert source.region == "eu-west-2" and len(entries) == len(objects)
+        for entry in entries:
+            data = objects[entry.key].read_bytes()
+            assert await source.read(entry, 5, 1000) == data[5:1000]
+        assert isinstance(source._fast, FastRangedGet) and source._client is None
+        assert store.stats()["rejected"] == 1  # the HEAD, answered with the region
     finally:
         await source.close()
         await ctx.close()

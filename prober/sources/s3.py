@@ -149,7 +149,7 @@ class S3Source:
     async def detect_region(self) -> str:
         """--region, else the bucket's own location, else the configured region."""
         if self.region is None:
-            region = self.ctx.options.region
+            region = self.ctx.options.region or await self._region_from_head()
             if region is None:
                 client = await self.client()
                 try:
@@ -322,11 +322,32 @@ class S3Source:
 
     async def _fast_from_session(self) -> FastRangedGet | None:
         """The fast path without building a client (~0.1 s of botocore models and
-        endpoint rules, which a --state rerun over an unchanged bucket notices), for
-        the plain configuration only: credentials from the chain, SigV4, no FIPS,
-        dual-stack, accelerate or signature settings. Anything else returns None and
-        the client decides, as botocore itself would resolve it."""
-        if not self.session_fast_path or not self._fast_possible():
+        endpoint rules, which a --state rerun over an unchanged bucket notices)."""
+        if not self._fast_possible():
+            return None
+        assert self.region is not None
+        return await self._direct(self.region)
+
+    async def _region_from_head(self) -> str | None:
+        """The bucket's region from one HEAD of the bucket, signed as the fast path signs
+        (for the configured region, else us-east-1), without building a client: S3
+        names the region in every answer. None when the configuration is not the plain
+        kind or the store does not say; then GetBucketLocation, through botocore,
+        decides (and reports a missing bucket)."""
+        if not (s3_sign.enabled() and self.fast_path_allowed()):
+            return None
+        probe = await self._direct(_env_region() or "us-east-1")
+        region = await probe.bucket_region() if probe is not None else None
+        if region:
+            log.debug("%s: the bucket is in %s", self.name, region)
+        return region
+
+    async def _direct(self, region: str) -> FastRangedGet | None:
+        """Signed aiohttp requests to this bucket as if it were in ``region``, decided
+        from the session alone, for the plain configuration only: credentials from the
+        chain, SigV4, no FIPS, dual-stack, accelerate or signature settings. Anything
+        else returns None and a client decides, as botocore itself would resolve it."""
+        if not self.session_fast_path:
             return None
         from botocore.configprovider import ConfiguredEndpointProvider
 
@@ -353,7 +374,7 @@ class S3Source:
         endpoint = self.endpoint()
         if endpoint is None and not store.get_config_variable("ignore_configured_endpoint_urls"):
             endpoint = store.get_config_variable("endpoint_url")
-        if endpoint is None and self.region == "us-east-1" and regional == "regional":
+        if endpoint is None and region == "us-east-1" and regional == "regional":
             endpoint = "https://s3.us-east-1.amazonaws.com"
         try:
             credentials = await session.get_credentials()
@@ -364,6 +385,7 @@ class S3Source:
         return self._fast_get(
             credentials,
             endpoint,
+            region,
             custom=_is_custom_endpoint(endpoint) if endpoint else False,
             addressing=addressing,
             checksums=store.get_config_variable("response_checksum_validation"),
@@ -388,9 +410,11 @@ class S3Source:
         ):
             return None
         endpoint = client.meta.endpoint_url
+        assert self.region is not None
         return self._fast_get(
             credentials,
             endpoint,
+            self.region,
             custom=_is_custom_endpoint(endpoint),
             addressing=s3_config.get("addressing_style"),
             checksums=config.response_checksum_validation,
@@ -400,22 +424,22 @@ class S3Source:
         self,
         credentials: Any,
         endpoint: str | None,
+        region: str,
         *,
         custom: bool,
         addressing: str | None,
         checksums: str | None,
     ) -> FastRangedGet | None:
         """The fast path for this bucket, or None when its URL is botocore's business."""
-        assert self.region is not None
         base = s3_sign.object_base_url(
-            self.bucket, self.region, endpoint, custom=custom, addressing=addressing
+            self.bucket, region, endpoint, custom=custom, addressing=addressing
         )
         if base is None:
             return None
         return FastRangedGet(
             self.ctx.http,
             credentials,
-            self.region,
+            region,
             base,
             checksum_mode=checksums == "when_supported",
         )

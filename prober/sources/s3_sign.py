@@ -173,12 +173,35 @@ class FastRangedGet:
             headers["If-Match"] = f'"{etag}"'
         if self._checksum_mode:
             headers["x-amz-checksum-mode"] = "ENABLED"
+        return url, await self.sign("GET", url, headers)
+
+    async def sign(self, method: str, url: str, headers: dict[str, str]) -> Any:
+        """botocore's SigV4 headers for this request, with fresh frozen credentials."""
         frozen = self._credentials.get_frozen_credentials()
         if inspect.isawaitable(frozen):  # aiobotocore's (refreshable) credentials
             frozen = await frozen
-        request = AWSRequest(method="GET", url=url, headers=headers)
+        request = AWSRequest(method=method, url=url, headers=headers)
         S3SigV4Auth(frozen, "s3", self.region).add_auth(request)
-        return url, request.headers
+        return request.headers
+
+    def bucket_url(self) -> str:
+        """The bucket itself (listing, HeadBucket): ``https://bucket.host/`` or ``…/bucket``."""
+        base = self.base_url
+        return base if base.endswith(f"//{self.host}/") else base.rstrip("/")
+
+    async def bucket_region(self) -> str | None:
+        """The region the store names in ``x-amz-bucket-region`` answering a HEAD of the
+        bucket (S3 names it on every answer, redirects and 403s included, as botocore's
+        region redirector relies on); None when it does not say or cannot be reached."""
+        url = self.bucket_url()
+        try:
+            headers = await self.sign("HEAD", url, {"host": self.host})
+            async with self._http().head(
+                URL(url, encoded=True), headers=dict(headers.items()), allow_redirects=False
+            ) as resp:
+                return resp.headers.get("x-amz-bucket-region") or None
+        except (BotoCoreError, aiohttp.ClientError, TimeoutError):
+            return None
 
     async def get(self, entry: Entry, key: str, start: int, end: int) -> bytes:
         try:
@@ -317,20 +340,14 @@ async def list_page(
     elif after:
         params["start-after"] = after
     query = "&".join(f"{k}={quote(v, safe='-_.~')}" for k, v in sorted(params.items()))
-    base = getter.base_url
-    url = (base if base.endswith(f"//{getter.host}/") else base.rstrip("/")) + "?" + query
-    headers = {"host": getter.host}
+    url = getter.bucket_url() + "?" + query
     try:
-        frozen = getter._credentials.get_frozen_credentials()
-        if inspect.isawaitable(frozen):
-            frozen = await frozen
-        request = AWSRequest(method="GET", url=url, headers=headers)
-        S3SigV4Auth(frozen, "s3", getter.region).add_auth(request)
+        signed = await getter.sign("GET", url, {"host": getter.host})
     except BotoCoreError as exc:
         raise ObjectError("network", f"network: {type(exc).__name__}") from None
     with network_errors():
         async with getter._http().get(
-            URL(url, encoded=True), headers=dict(request.headers.items()), allow_redirects=False
+            URL(url, encoded=True), headers=dict(signed.items()), allow_redirects=False
         ) as resp:
             body = await resp.read()
             if resp.status == 200:
