@@ -306,6 +306,7 @@ def memory_runs(root: Path, videos: list[str], counts: list[int], conc: int) -> 
 
 # --------------------------------------------------------------------------- state
 RERUNS = 3  # unchanged reruns after the first run; the median one is reported
+REGIONLESS = "s3 without --region"
 
 
 def state_runs(root: Path, videos: list[str], n: int, latency: float, conc: str) -> dict:
@@ -327,12 +328,15 @@ def state_runs(root: Path, videos: list[str], n: int, latency: float, conc: str)
     sources = {
         "s3": ["s3://bench/", "--region", "us-east-1"],
         "urls": ["--urls", str(urls)],
+        # reruns over the s3 state without --region: the bucket's region from one HEAD
+        REGIONLESS: ["s3://bench/"],
     }
     try:
         for name, source in sources.items():
-            state = work / f"{name}.sqlite"
-            runs = []
-            for i in range(1, 2 + RERUNS):
+            base = "s3" if name == REGIONLESS else name  # whose state and first run
+            state = work / f"{base}.sqlite"
+            runs = [out["s3"]["first"]] if name == REGIONLESS else []
+            for i in range(1 + len(runs), 2 + RERUNS):
                 print(f"--state {name} run {i}: {n} objects ...", flush=True)
                 spec = work / f"{name}-{i}.json"
                 r = measured_against_store(store, [
@@ -351,7 +355,7 @@ def state_runs(root: Path, videos: list[str], n: int, latency: float, conc: str)
             first, reruns = runs[0], runs[1:]
             # the median rerun: one run of a few hundred ms is at the mercy of the machine
             second = sorted(reruns, key=lambda run: run["wall_s"])[len(reruns) // 2]
-            first_spec = json.loads((work / f"{name}-1.json").read_text())
+            first_spec = json.loads((work / f"{base}-1.json").read_text())
             same = all(
                 json.loads((work / f"{name}-{i}.json").read_text()) == first_spec
                 for i in range(2, 2 + RERUNS)
@@ -626,7 +630,8 @@ def table(res: dict[str, Any]) -> str:
         lines += ["", f"| --state, {st['objects']} unchanged objects | first run s | rerun s "
                   "| speed-up | rerun GETs | rerun HEADs | rerun list requests | same spec |",
                   "|---|---:|---:|---:|---:|---:|---:|---|"]  # fmt: skip
-        for name, label in (("s3", "s3://bench/ (listing)"), ("urls", "--urls (HEAD)")):
+        for name, label in (("s3", "s3://bench/ (listing)"), ("urls", "--urls (HEAD)"),
+                            (REGIONLESS, "s3://bench/ without --region (first run: the above)")):
             if name in st:
                 v = st[name]
                 lines.append(
