@@ -22,7 +22,8 @@ What runs (every process is a child of this one, so its CPU and peak RSS come fr
    --state S`` once and then three times unchanged (the listing carries ETags: a rerun
    should fetch nothing), and the same with ``prober --urls FILE --state S`` (no
    listing: one HEAD per object); wall time of the first run against the median rerun,
-   and the GETs/HEADs the store counted during that rerun.
+   and the GETs/HEADs the store counted during that rerun. Then three S3 reruns over
+   the same state without ``--region`` (the bucket's region from one HEAD).
 
 Results: a table on stdout, JSON in bench/results/latest.json and a dated copy.
 """
