@@ -631,8 +631,11 @@ def table(res: dict[str, Any]) -> str:
         lines += ["", f"| --state, {st['objects']} unchanged objects | first run s | rerun s "
                   "| speed-up | rerun GETs | rerun HEADs | rerun list requests | same spec |",
                   "|---|---:|---:|---:|---:|---:|---:|---|"]  # fmt: skip
-        for name, label in (("s3", "s3://bench/ (listing)"), ("urls", "--urls (HEAD)"),
-                            (REGIONLESS, "s3://bench/ without --region (first run: the above)")):
+        for name, label in (
+            ("s3", "s3://bench/ (listing)"),
+            ("urls", "--urls (HEAD)"),
+            (REGIONLESS, "s3://bench/ without --region (first run: the above)"),
+        ):
             if name in st:
                 v = st[name]
                 lines.append(
