@@ -637,6 +637,25 @@ async def test_bucket_in_another_region(aws_env, region_store, given):
 
 
 @pytest.mark.parametrize("region_store", [400], indirect=True)
+async def test_region_head_is_signed_for_the_profiles_region(aws_env, region_store, tmp_path):
+    """The HEAD is signed for the configured region, the config file's included: when
+    that is the bucket's, nothing is refused at all."""
+    store, _ = region_store
+    aws_env.delenv("AWS_REGION")
+    config = tmp_path / "config"
+    config.write_text("[default]\nregion = eu-west-2\n")
+    aws_env.setenv("AWS_CONFIG_FILE", str(config))
+    ctx = SourceContext(SourceOptions(endpoint_url=store.url))
+    source = open_source("s3://bench/", ctx)
+    try:
+        assert await source.detect_region() == "eu-west-2"
+        assert store.stats()["rejected"] == 0 and source._client is None
+    finally:
+        await source.close()
+        await ctx.close()
+
+
+@pytest.mark.parametrize("region_store", [400], indirect=True)
 def test_wrong_region_end_to_end(region_store, run_prober, tmp_path):
     store, objects = region_store
     env = {"AWS_ENDPOINT_URL": store.url, "AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s",

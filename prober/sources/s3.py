@@ -336,7 +336,8 @@ class S3Source:
         decides (and reports a missing bucket)."""
         if not (s3_sign.enabled() and self.fast_path_allowed()):
             return None
-        probe = await self._direct(_env_region() or "us-east-1")
+        configured = _env_region() or self.session().get_config_variable("region")
+        probe = await self._direct(configured or "us-east-1")
         region = await probe.bucket_region() if probe is not None else None
         if region:
             log.debug("%s: the bucket is in %s", self.name, region)
