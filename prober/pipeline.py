@@ -207,8 +207,6 @@ class Pipeline:
     # -- stages ---------------------------------------------------------------------
     async def _produce(self) -> None:
         filters = self.config.filters
-        accept = filters.accept if filters.include or filters.exclude else None
-        sharded = filters.shard is not None
         state = self.config.state
         sniff = self.config.sniff
         stopping = self.stopping
@@ -222,11 +220,11 @@ class Pipeline:
                 async for entry in source.entries():
                     if stopping.is_set():
                         return
-                    if accept is not None and not accept(entry.key):
+                    if not filters.accept(entry.key):
                         continue
                     position += 1  # in the whole listing, so shards and Ray keep listing order
                     kind = entry.kind or classify(entry.key)
-                    if sharded and not filters.in_shard(entry.key, kind):
+                    if not filters.in_shard(entry.key, kind):
                         continue
                     counters.listed += 1
                     entry.seq = position

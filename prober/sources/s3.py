@@ -197,10 +197,9 @@ class S3Source:
 
         concurrency = self.ctx.options.concurrency
         base = self.object_url("")  # + the encoded key: every URL style
-        whole = not self.prefix or self.prefix.endswith("/")  # the listing's prefix is the rule
         async for objects in listing.ranged_pages(fetch, await splits, _KEY, concurrency):
             for key, size, etag in objects:
-                if key.endswith("/") or not (whole or prefix_matches(key, self.prefix)):
+                if key.endswith("/") or not prefix_matches(key, self.prefix):
                     continue  # folder markers
                 yield Entry(base + encode_key(key), key, size, etag, key)
 
