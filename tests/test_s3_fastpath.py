@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -30,9 +32,10 @@ from aiohttp import web
 
 from prober.errors import ObjectError
 from prober.model import Entry
-from prober.sources import SourceContext, SourceOptions, open_source
+from prober.sources import SourceContext, SourceOptions, open_source, s3_env, s3_sign
 from prober.sources.s3_sign import FastRangedGet, object_base_url, status_error
 from tests.corpus_check import read_report
+from tests.servers.emulators import merged_env
 
 REPO = Path(__file__).resolve().parents[1]
 FROZEN = dt.datetime(2026, 3, 4, 5, 6, 7)
@@ -59,7 +62,7 @@ E2E_KEYS = [k for k in TRICKY_KEYS if "//" not in k and "\\" not in k]
 @pytest.fixture
 def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.MonkeyPatch:
     """Static keys from the environment, nothing from files or instance metadata, and
-    botocore's signing clock frozen (the fast path signs with the same signer)."""
+    both signers' clocks frozen at the same instant."""
     for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN",
                  "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_DEFAULT_REGION",
                  "AWS_USE_FIPS_ENDPOINT", "AWS_USE_DUALSTACK_ENDPOINT",
@@ -74,6 +77,7 @@ def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.MonkeyPat
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY")
     monkeypatch.setenv("AWS_REGION", "eu-west-2")
     monkeypatch.setattr(botocore.auth, "get_current_datetime", lambda *a, **k: FROZEN)
+    monkeypatch.setattr(s3_sign, "amz_date", lambda: FROZEN.strftime("%Y%m%dT%H%M%SZ"))
     return monkeypatch
 
 
@@ -144,14 +148,25 @@ CASES = [
 ]  # fmt: skip
 
 
+@pytest.mark.parametrize("settings", ["environment", "botocore"])
 @pytest.mark.parametrize(("spec", "region", "options", "env", "prefix"), CASES)
-async def test_signed_request_equals_botocores(aws_env, spec, region, options, env, prefix):
+async def test_signed_request_equals_botocores(
+    aws_env, tmp_path, settings, spec, region, options, env, prefix
+):
+    """Settings read from the environment alone (s3_env) and through botocore's session
+    (an AWS config file exists, if empty) sign the same request as aiobotocore."""
     aws_env.setenv("AWS_REGION", region)  # the client's region is the bucket's
     for name, value in env.items():
         aws_env.setenv(name, value)
+    if settings == "botocore":
+        (tmp_path / "aws-config").write_text("")
+        aws_env.setenv("AWS_CONFIG_FILE", str(tmp_path / "aws-config"))
     ctx = SourceContext(SourceOptions(**options))
     source = open_source(spec, ctx)
     try:
+        from_environment = getattr(source, "_plain", None) is not None
+        assert from_environment == (settings == "environment" and set(env) <= s3_env.UNDERSTOOD
+                                    and spec.startswith("s3:")), env  # fmt: skip
         fast = await _fast_for(source, region)
         client = await source.client()
         for key in TRICKY_KEYS:
@@ -177,6 +192,35 @@ async def test_signed_request_equals_botocores(aws_env, spec, region, options, e
     finally:
         await source.close()
         await ctx.close()
+
+
+@pytest.mark.parametrize("token", [None, "FwoGZXIvYXdzEXAMPLE//token+="])
+def test_listing_and_head_signatures_equal_botocores(aws_env, token):
+    """Requests with a query (ListObjectsV2, as list_page builds them) and HEADs: the
+    headers sign_v4 adds equal those of botocore's S3SigV4Auth at the same instant."""
+    from botocore.auth import S3SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    creds = s3_sign.StaticCredentials("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+                                      token)  # fmt: skip
+    queries = ["", "list-type=2", "encoding-type=url&list-type=2&max-keys=1000&prefix=",
+               "continuation-token=1%2Fab%2Bc%3D%3D&encoding-type=url&list-type=2&max-keys=1000"
+               "&prefix=clips%2FCaf%C3%A9%20%C3%BC%2F",
+               "encoding-type=url&list-type=2&max-keys=1000&prefix=a%2Bb&start-after=a%2Bb%2Fz~",
+               "b=2&a=&a=1&c"]  # fmt: skip
+    for base in ("https://my-bucket.s3.eu-west-2.amazonaws.com/",
+                 "http://127.0.0.1:9000/minio-bucket", "https://[::1]:8443/b"):  # fmt: skip
+        for method in ("GET", "HEAD"):
+            for query in queries:
+                url = f"{base}?{query}" if query else base
+                host = s3_sign.host_from_url(url)
+                ours = s3_sign.sign_v4(method, url, {"host": host}, creds, "eu-west-2")
+                request = AWSRequest(method=method, url=url, headers={"host": host})
+                S3SigV4Auth(Credentials(creds.access_key, creds.secret_key, token), "s3",
+                            "eu-west-2").add_auth(request)  # fmt: skip
+                assert ours == dict(request.headers.items()), url
+                assert host == botocore.auth._host_from_url(url)
 
 
 async def test_refreshable_credentials_are_fetched_per_request(aws_env):
@@ -503,6 +547,102 @@ async def test_errors_map_like_the_botocore_path(aws_env, s3_error_server):
     assert not status_error(403, "AccessDenied", None).retryable
 
 
+def test_plain_environment_is_read_only_when_it_decides_everything(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))  # for ~/.aws/config
+    none = str(tmp_path / "none")
+    env = {"AWS_ACCESS_KEY_ID": "AK", "AWS_SECRET_ACCESS_KEY": "SK", "AWS_CONFIG_FILE": none,
+           "AWS_SHARED_CREDENTIALS_FILE": none, "PATH": "/bin"}  # fmt: skip
+    plain = s3_env.plain(env)
+    assert plain == s3_env.Plain(s3_sign.StaticCredentials("AK", "SK"), None, None)
+    plain = s3_env.plain({**env, "AWS_SESSION_TOKEN": "T", "AWS_ENDPOINT_URL": "http://a",
+                          "AWS_ENDPOINT_URL_S3": "http://s3", "AWS_CA_BUNDLE": "/ca.pem"})  # fmt: skip
+    assert plain == s3_env.Plain(s3_sign.StaticCredentials("AK", "SK", "T"), "http://s3", "/ca.pem")
+    (tmp_path / "exists").write_text("")
+    for change in ({"AWS_PROFILE": "dev"}, {"AWS_SECURITY_TOKEN": "T"},
+                   {"AWS_S3_US_EAST_1_REGIONAL_ENDPOINT": "regional"},
+                   {"AWS_USE_FIPS_ENDPOINT": "true"}, {"AWS_CREDENTIAL_EXPIRATION": "2030"},
+                   {"AWS_SESSION_TOKEN": ""}, {"AWS_SECRET_ACCESS_KEY": None},
+                   {"AWS_CONFIG_FILE": str(tmp_path / "exists")},
+                   {"AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "exists")}):  # fmt: skip
+        changed = {k: v for k, v in {**env, **change}.items() if v is not None}
+        assert s3_env.plain(changed) is None, change  # botocore's chain decides
+    (tmp_path / ".aws").mkdir()
+    (tmp_path / ".aws" / "config").write_text("[default]\n")
+    home = {k: v for k, v in env.items() if k != "AWS_CONFIG_FILE"}
+    assert s3_env.plain(home) is None  # ~/.aws/config
+
+
+@pytest.fixture(scope="module")
+def tls_store(tmp_path_factory) -> Iterator[tuple[str, Path]]:
+    """(https endpoint, CA bundle): an S3 face for ranged reads behind a certificate of
+    a private CA, on a thread of its own."""
+    import asyncio
+    import ssl
+    import threading
+
+    import trustme
+
+    ca = trustme.CA()
+    bundle = tmp_path_factory.mktemp("ca") / "ca.pem"
+    ca.cert_pem.write_to_path(str(bundle))
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server_tls)
+
+    async def get(request: web.Request) -> web.Response:
+        start, _, end = request.headers["Range"].removeprefix("bytes=").partition("-")
+        body = b"0123456789" * 10
+        return web.Response(status=206, body=body[int(start) : int(end) + 1],
+                            headers={"Content-Range": f"bytes {start}-{end}/100"})  # fmt: skip
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", get)
+    loop = asyncio.new_event_loop()
+    runner = web.AppRunner(app)
+    loop.run_until_complete(runner.setup())
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=server_tls)
+    loop.run_until_complete(site.start())
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"https://127.0.0.1:{port}", bundle
+    finally:
+        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+
+
+@pytest.mark.parametrize("settings", ["environment", "botocore"])
+async def test_ca_bundle_is_trusted(aws_env, tls_store, tmp_path, settings):
+    """AWS_CA_BUNDLE (or a profile's ca_bundle) is what the fast path trusts, as botocore:
+    with it the private CA's store is read, without it the certificate is refused."""
+    endpoint, bundle = tls_store
+    if settings == "botocore":
+        config = tmp_path / "config"
+        config.write_text(f"[default]\nca_bundle = {bundle}\n")
+        aws_env.setenv("AWS_CONFIG_FILE", str(config))
+        aws_env.delenv("AWS_CA_BUNDLE", raising=False)
+    else:
+        aws_env.setenv("AWS_CA_BUNDLE", str(bundle))
+    ctx = SourceContext(SourceOptions(endpoint_url=endpoint, timeout=5))
+    try:
+        source = open_source("s3://tls-bucket", ctx)
+        await _fast_for(source, "us-east-1")
+        entry = Entry(url="x", key="k.mp4", handle="k.mp4")
+        assert await source.read(entry, 10, 15) == b"01234"
+        await source.close()
+        aws_env.delenv("AWS_CA_BUNDLE", raising=False)
+        aws_env.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+        source = open_source("s3://tls-bucket", ctx)
+        await _fast_for(source, "us-east-1")
+        with pytest.raises(ObjectError) as exc:
+            await source.read(entry, 10, 15)
+        assert exc.value.reason == "network"  # certificate verify failed
+        await source.close()
+    finally:
+        await ctx.close()
+
+
 async def test_network_errors_are_retryable(aws_env):
     from prober.sources.context import SourceContext as Ctx
 
@@ -520,22 +660,40 @@ async def test_network_errors_are_retryable(aws_env):
 
 # ------------------------------------------------------ (b) same results on and off
 def _runs_agree(run_prober: Any, tmp_path: Path, spec: str, env: dict[str, str]) -> dict:
+    """Three runs: the fast path with settings from the environment alone (no botocore
+    loaded at all, as ``-X importtime`` shows), the fast path with botocore's session
+    (an AWS config file exists), and aiobotocore throughout. They agree."""
+    config = tmp_path / "aws-config"
+    config.write_text("[default]\n")
+    base = {k: None for k in os.environ if k.startswith("AWS_")}  # only what the test sets
+    base.update(env, AWS_CONFIG_FILE=str(tmp_path / "none"),
+                AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "none"))  # fmt: skip
+    modes = {"environment": {"PROBER_S3_FASTPATH": "1"},
+             "botocore": {"PROBER_S3_FASTPATH": "1", "AWS_CONFIG_FILE": str(config)},
+             "off": {"PROBER_S3_FASTPATH": "0"}}  # fmt: skip
     outs = {}
-    for mode in ("1", "0"):
+    for mode, extra in modes.items():
         out, rep, fail = (tmp_path / f"{n}-{mode}" for n in ("spec.json", "r.jsonl", "f.csv"))
-        proc = run_prober(spec, "-o", out, "--report", rep, "--failures", fail, "--concurrency",
-                          "64", env={**env, "PROBER_S3_FASTPATH": mode})  # fmt: skip
-        assert proc.returncode in (0, 3), proc.stderr
+        proc = subprocess.run(
+            [sys.executable, "-X", "importtime", "-m", "prober", spec, "-o", str(out),
+             "--report", str(rep), "--failures", str(fail), "--concurrency", "64"],
+            env=merged_env({**base, **extra}), cwd=tmp_path, capture_output=True, text=True,
+            timeout=300,
+        )  # fmt: skip
+        assert proc.returncode in (0, 3), proc.stderr[-3000:]
+        loaded = re.search(r"^import time:.*\| +botocore\b", proc.stderr, re.M) is not None
+        assert loaded == (mode != "environment"), mode
         report = read_report(rep)
         for line in report.values():
             line.pop("latency_ms", None)
         failures = sorted(fail.read_text().splitlines())  # in order of completion
         outs[mode] = (proc.returncode, json.loads(out.read_text()), report, failures)
-    assert outs["1"][0] == outs["0"][0]
-    assert outs["1"][1] == outs["0"][1]  # the spec
-    assert outs["1"][2] == outs["0"][2]  # every report line: metadata, bytes, requests
-    assert outs["1"][3] == outs["0"][3]  # failures
-    return outs["1"][2]
+    for mode in ("botocore", "off"):
+        assert outs[mode][0] == outs["environment"][0]
+        assert outs[mode][1] == outs["environment"][1]  # the spec
+        assert outs[mode][2] == outs["environment"][2]  # every report line
+        assert outs[mode][3] == outs["environment"][3]  # failures
+    return outs["environment"][2]
 
 
 def test_fast_path_on_and_off_give_the_same_results(sample_media, moto_server, run_prober,

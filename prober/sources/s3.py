@@ -1,13 +1,15 @@
 """Amazon S3 (and S3-compatible stores) through aiobotocore.
 
-Listing: paginated ``list_objects_v2``, streamed. Reads: a ranged GetObject, signed by
-botocore's SigV4 signer and sent through the run's shared aiohttp session
+Listing: paginated ``list_objects_v2``, streamed. Reads: a ranged GetObject, signed
+with SigV4 and sent through the run's shared aiohttp session
 (:mod:`prober.sources.s3_sign`: aiobotocore's per-request machinery costs more CPU than
 the rest of a probe), or ``get_object`` through aiobotocore when that fast path does not
 apply (bucket region unknown, anonymous access, SigV4A, a redirect or wrong-region
 answer; ``PROBER_S3_FASTPATH=0`` turns it off). Endpoint and credentials follow
 botocore's own chain (``AWS_ENDPOINT_URL``/``AWS_ENDPOINT_URL_S3``, ``AWS_PROFILE``,
-``AWS_REGION`` …); ``--endpoint-url`` overrides the endpoint.
+``AWS_REGION`` …); ``--endpoint-url`` overrides the endpoint. When the environment
+alone decides them (static keys, no config file: :mod:`prober.sources.s3_env`), the
+fast path reads them from there and botocore is loaded only if a client is needed.
 
 Two variants share the client code:
 
@@ -30,27 +32,20 @@ from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from botocore.exceptions import (
-    BotoCoreError,
-    ClientError,
-    EndpointConnectionError,
-    HTTPClientError,
-    MissingDependencyException,
-    NoCredentialsError,
-    PartialCredentialsError,
-)
-from botocore.exceptions import ConnectionError as BotoConnectionError
-
 from prober.errors import FatalError, ObjectError, UsageError
 from prober.model import Entry
 from prober.retry import with_retries
-from prober.sources import listing, s3_sign
+from prober.sources import listing, s3_env, s3_sign
 from prober.sources.context import SourceContext
 from prober.sources.s3_sign import FastRangedGet, WrongEndpoint
 from prober.urls import encode_key
 
 if TYPE_CHECKING:
     from aiobotocore.config import AioConfig
+    from botocore.exceptions import ClientError
+
+# botocore is imported where a client or session is used: a run whose settings come
+# from the environment alone (s3_env) never loads it
 
 log = logging.getLogger("prober")
 
@@ -96,8 +91,11 @@ class S3Source:
         self.region: str | None = None
         # the signed-aiohttp read path: None = not decided yet, False = use aiobotocore
         self._fast: FastRangedGet | bool | None = None
-        # botocore's session machinery: loaded with the rest of start-up (see cli.run)
-        import aiobotocore.session  # noqa: F401
+        # settings from the environment alone, when it decides them (see s3_env)
+        self._plain = s3_env.plain() if self.session_fast_path and s3_sign.enabled() else None
+        if self._plain is None:
+            # botocore's session machinery: loaded with the rest of start-up (cli.run)
+            import aiobotocore.session  # noqa: F401
 
     def parse(self, spec: str) -> tuple[str, str]:
         """(bucket, prefix) of a SOURCE argument."""
@@ -151,6 +149,8 @@ class S3Source:
         if self.region is None:
             region = self.ctx.options.region or await self._region_from_head()
             if region is None:
+                from botocore.exceptions import BotoCoreError, ClientError
+
                 client = await self.client()
                 try:
                     resp = await client.get_bucket_location(Bucket=self.bucket)
@@ -236,6 +236,13 @@ class S3Source:
 
     async def _list_page(self, client: Any, params: dict[str, Any]) -> dict[str, Any]:
         """One listing page, retried like any read; a final failure ends the run."""
+        from botocore.exceptions import (
+            BotoCoreError,
+            ClientError,
+            EndpointConnectionError,
+            HTTPClientError,
+        )
+        from botocore.exceptions import ConnectionError as BotoConnectionError
 
         async def call() -> dict[str, Any]:
             try:
@@ -273,6 +280,8 @@ class S3Source:
         return await self._botocore_read(entry, start, end)
 
     async def _botocore_read(self, entry: Entry, start: int, end: int) -> bytes:
+        from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
+
         client = await self.client()
         extra = {"IfMatch": f'"{entry.etag}"'} if entry.etag else {}
         try:
@@ -305,7 +314,7 @@ class S3Source:
         if self._fast is None:
             fast = await self._fast_from_session()
             if fast is None:
-                fast = self._make_fast(await self.client())
+                fast = await self._make_fast(await self.client())
             self._fast = fast or False
             if not self._fast:
                 log.debug("%s: reads go through aiobotocore", self.name)
@@ -335,7 +344,9 @@ class S3Source:
         decides (and reports a missing bucket)."""
         if not (s3_sign.enabled() and self.fast_path_allowed()):
             return None
-        configured = _env_region() or self.session().get_config_variable("region")
+        configured = _env_region()
+        if configured is None and self._plain is None:
+            configured = self.session().get_config_variable("region")
         probe = await self._direct(configured or "us-east-1")
         region = await probe.bucket_region() if probe is not None else None
         if region:
@@ -349,7 +360,20 @@ class S3Source:
         else returns None and a client decides, as botocore itself would resolve it."""
         if not self.session_fast_path:
             return None
+        plain = self._plain
+        if plain is not None:
+            endpoint = self.endpoint() or plain.endpoint_url
+            return await self._fast_get(
+                plain.credentials,
+                endpoint,
+                region,
+                custom=_is_custom_endpoint(endpoint) if endpoint else False,
+                addressing=None,
+                checksums=s3_env.DEFAULT_CHECKSUMS,
+                ca_bundle=plain.ca_bundle,
+            )
         from botocore.configprovider import ConfiguredEndpointProvider
+        from botocore.exceptions import BotoCoreError
 
         session = self.session()
         store = copy.copy(session.get_component("config_store"))
@@ -382,16 +406,17 @@ class S3Source:
             return None  # the client will say what is wrong
         if credentials is None:
             return None  # anonymous access
-        return self._fast_get(
+        return await self._fast_get(
             credentials,
             endpoint,
             region,
             custom=_is_custom_endpoint(endpoint) if endpoint else False,
             addressing=addressing,
             checksums=store.get_config_variable("response_checksum_validation"),
+            ca_bundle=store.get_config_variable("ca_bundle"),
         )
 
-    def _make_fast(self, client: Any) -> FastRangedGet | None:
+    async def _make_fast(self, client: Any) -> FastRangedGet | None:
         if not self._fast_possible():  # asked again: an MRAP knows only once its client is built
             return None
         signer = getattr(client, "_request_signer", None)
@@ -411,16 +436,17 @@ class S3Source:
             return None
         endpoint = client.meta.endpoint_url
         assert self.region is not None
-        return self._fast_get(
+        return await self._fast_get(
             credentials,
             endpoint,
             self.region,
             custom=_is_custom_endpoint(endpoint),
             addressing=s3_config.get("addressing_style"),
             checksums=config.response_checksum_validation,
+            ca_bundle=self.session().get_config_variable("ca_bundle"),
         )
 
-    def _fast_get(
+    async def _fast_get(
         self,
         credentials: Any,
         endpoint: str | None,
@@ -429,12 +455,18 @@ class S3Source:
         custom: bool,
         addressing: str | None,
         checksums: str | None,
+        ca_bundle: str | None,
     ) -> FastRangedGet | None:
-        """The fast path for this bucket, or None when its URL is botocore's business."""
+        """The fast path for this bucket, or None when its URL is botocore's business
+        (or its CA bundle cannot be loaded: botocore will say why)."""
         base = s3_sign.object_base_url(
             self.bucket, region, endpoint, custom=custom, addressing=addressing
         )
         if base is None:
+            return None
+        try:
+            tls = await s3_sign.tls_context(ca_bundle, base)
+        except (OSError, ValueError):
             return None
         return FastRangedGet(
             self.ctx.http,
@@ -442,6 +474,7 @@ class S3Source:
             region,
             base,
             checksum_mode=checksums == "when_supported",
+            tls=tls,
         )
 
     async def close(self) -> None:
@@ -453,6 +486,14 @@ class S3Source:
         return f"bucket {self.bucket!r}"
 
     def _fatal(self, exc: Exception) -> FatalError:
+        """The one line for a botocore error that ends the run."""
+        from botocore.exceptions import (
+            ClientError,
+            EndpointConnectionError,
+            NoCredentialsError,
+            PartialCredentialsError,
+        )
+
         where = self.name
         if isinstance(exc, NoCredentialsError | PartialCredentialsError):
             return FatalError(f"{where}: {self.credentials_hint}")
@@ -640,6 +681,8 @@ class MrapSource(S3Source):
         return f"access point {self.arn}"
 
     def _fatal(self, exc: Exception) -> FatalError:
+        from botocore.exceptions import MissingDependencyException
+
         if isinstance(exc, MissingDependencyException):
             return FatalError(
                 f"{self.name}: Multi-Region Access Points need SigV4A signing: "

@@ -3,16 +3,20 @@
 aiobotocore spends ~0.9 ms of CPU on every ``get_object`` (event-hook emitter, request
 serialization, endpoint rules, response parsing) — more than the rest of a probe. A
 ranged read needs none of that: :class:`FastRangedGet` builds the URL once per bucket,
-signs each request with botocore's own signer (:class:`botocore.auth.S3SigV4Auth` on a
-:class:`botocore.awsrequest.AWSRequest`, frozen credentials fetched per request from the
-client's credential chain, so refreshable credentials keep refreshing) and sends it
-through the run's shared aiohttp session with exactly the URL string that was signed.
+signs each request with SigV4 (:func:`sign_v4`, the algorithm of botocore's
+``S3SigV4Auth`` for a request without a body; frozen credentials fetched per request from
+the credential chain, so refreshable credentials keep refreshing) and sends it through
+the run's shared aiohttp session with exactly the URL string that was signed. The
+signer is written out here rather than borrowed from botocore because importing
+``botocore.auth`` (urllib3, botocore.compat …) costs ~30 ms, and a ``--state`` rerun
+whose environment names static keys (:mod:`prober.sources.s3_env`) loads no botocore.
 
 What the request carries — the same as botocore's: ``Range``, ``If-Match``, the
 ``x-amz-checksum-mode`` header when the client's ``response_checksum_validation`` is
 ``when_supported``, ``X-Amz-Date``, ``X-Amz-Content-SHA256``, ``X-Amz-Security-Token``
 (session credentials) and ``Authorization``; tests/test_s3_fastpath.py checks the URL,
-the signed headers and the signature against what aiobotocore itself sends.
+the signed headers and the signature against what aiobotocore itself sends. TLS: the
+configured CA bundle (``AWS_CA_BUNDLE``, ``ca_bundle``) when there is one, as botocore.
 
 URLs: a custom endpoint (``AWS_ENDPOINT_URL``, ``--endpoint-url``, OBS, anything not
 ``*.amazonaws.com``) is addressed path-style, ``{endpoint}/{bucket}/{key}`` — unless the
@@ -31,18 +35,21 @@ redirect or a wrong-region answer (:class:`WrongEndpoint`), it reads through aio
 
 from __future__ import annotations
 
+import asyncio
+import functools
+import hashlib
+import hmac
 import html
 import inspect
 import re
-from collections.abc import Callable
-from typing import Any
+import ssl
+import sys
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple
 from urllib.parse import quote, unquote_plus, urlsplit
 
 import aiohttp
-from botocore.auth import S3SigV4Auth
-from botocore.awsrequest import AWSRequest
-from botocore.exceptions import BotoCoreError
-from botocore.utils import check_dns_name
 from yarl import URL
 
 from prober.errors import HttpStatusError, ObjectError
@@ -72,20 +79,109 @@ REDIRECT_STATUSES = frozenset({301, 302, 307, 308})
 _CODE = re.compile(rb"<Code>\s*([^<\s]{1,200})\s*</Code>")
 _BUCKET_CHARS = re.compile(r"^[a-zA-Z0-9.\-_]{1,255}$")
 _AWS_S3_HOST = re.compile(r"^s3(?:\.[a-z]{2}(?:-[a-z]+)+-\d+)?\.amazonaws\.com(?:\.cn)?$")
+_DNS_BUCKET = re.compile(r"[a-z0-9][a-z0-9\-]{1,61}[a-z0-9]")  # botocore's check_dns_name
 
 
-try:  # the Host value botocore signs when a request has none
-    from botocore.auth import _host_from_url
-except ImportError:  # pragma: no cover - a botocore that moved it
+def host_from_url(url: str) -> str:
+    """The Host value SigV4 signs: lowercase, no userinfo, no default port (botocore's)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    if parts.port is not None and parts.port != {"http": 80, "https": 443}.get(parts.scheme):
+        host = f"{host}:{parts.port}"
+    return host
 
-    def _host_from_url(url: str) -> str:
-        parts = urlsplit(url)
-        host = parts.hostname or ""
-        if ":" in host:
-            host = f"[{host}]"
-        if parts.port is not None and parts.port != {"http": 80, "https": 443}.get(parts.scheme):
-            host = f"{host}:{parts.port}"
-        return host
+
+# --- SigV4 -----------------------------------------------------------------------------
+EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
+# headers SigV4 leaves unsigned (botocore's SIGNED_HEADERS_BLACKLIST)
+_UNSIGNED = frozenset({"baggage", "connection", "expect", "keep-alive", "proxy-authenticate",
+                       "proxy-authorization", "te", "traceparent", "tracestate", "trailer",
+                       "transfer-encoding", "upgrade", "user-agent", "x-amzn-trace-id"})  # fmt: skip
+
+
+class StaticCredentials(NamedTuple):
+    """Keys that never change (from the environment): their own frozen form."""
+
+    access_key: str
+    secret_key: str
+    token: str | None = None
+
+    def get_frozen_credentials(self) -> StaticCredentials:
+        return self
+
+
+def amz_date() -> str:
+    """Now, as SigV4 writes it (``20260304T050607Z``)."""
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+
+
+@functools.lru_cache(maxsize=8)
+def _signing_key(secret: str, day: str, region: str, service: str) -> bytes:
+    key = f"AWS4{secret}".encode()
+    for part in (day, region, service, "aws4_request"):
+        key = hmac.digest(key, part.encode(), "sha256")
+    return key
+
+
+def sign_v4(
+    method: str, url: str, headers: Mapping[str, str], credentials: Any, region: str
+) -> dict[str, str]:
+    """``headers`` plus SigV4's own for a request without a body, signed for S3 as
+    botocore's ``S3SigV4Auth`` signs it: the path exactly as sent (S3's is not
+    normalised), the query's ``key=value`` pairs sorted as they stand in the URL, every
+    header but the hop-by-hop ones, the payload hash of an empty body."""
+    stamp = amz_date()
+    signed = dict(headers)
+    signed["X-Amz-Date"] = stamp
+    if credentials.token:
+        signed["X-Amz-Security-Token"] = credentials.token
+    signed["X-Amz-Content-SHA256"] = EMPTY_SHA256
+    canonical_headers = {
+        name.lower(): " ".join(value.split())
+        for name, value in signed.items()
+        if name.lower() not in _UNSIGNED
+    }
+    canonical_headers.setdefault("host", host_from_url(url))
+    names = sorted(canonical_headers)
+    parts = urlsplit(url)
+    query = "&".join(
+        f"{k}={v}" for k, _, v in sorted(p.partition("=") for p in parts.query.split("&") if p)
+    )
+    canonical = "\n".join((
+        method.upper(),
+        parts.path,
+        query,
+        "".join(f"{name}:{canonical_headers[name]}\n" for name in names),
+        ";".join(names),
+        EMPTY_SHA256,
+    ))  # fmt: skip
+    scope = f"{stamp[:8]}/{region}/s3/aws4_request"
+    to_sign = (
+        f"AWS4-HMAC-SHA256\n{stamp}\n{scope}\n{hashlib.sha256(canonical.encode()).hexdigest()}"
+    )
+    key = _signing_key(credentials.secret_key, stamp[:8], region, "s3")
+    signature = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
+    signed["Authorization"] = (
+        f"AWS4-HMAC-SHA256 Credential={credentials.access_key}/{scope}, "
+        f"SignedHeaders={';'.join(names)}, Signature={signature}"
+    )
+    return signed
+
+
+def _botocore_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is botocore's (which is loaded only when something used it)."""
+    errors = sys.modules.get("botocore.exceptions")
+    return errors is not None and isinstance(exc, errors.BotoCoreError)
+
+
+async def tls_context(ca_bundle: str | None, base_url: str) -> ssl.SSLContext | bool:
+    """The TLS trust for requests under ``base_url``: the configured CA bundle, loaded on a
+    thread (it reads and parses the file), else aiohttp's default verification."""
+    if not ca_bundle or not base_url.startswith("https:"):
+        return True
+    return await asyncio.to_thread(ssl.create_default_context, cafile=ca_bundle)
 
 
 class WrongEndpoint(Exception):
@@ -119,7 +215,7 @@ def object_base_url(
     address this bucket the way botocore would."""
     if not _BUCKET_CHARS.match(bucket) or bucket.endswith(("--x-s3", "--ol-s3")):
         return None  # not a plain bucket name (S3 Express, Object Lambda …): botocore's job
-    virtual_ok = "." not in bucket and check_dns_name(bucket)
+    virtual_ok = _DNS_BUCKET.fullmatch(bucket) is not None
     if custom:
         if not endpoint_url:
             return None
@@ -152,20 +248,25 @@ class FastRangedGet:
         base_url: str,
         *,
         checksum_mode: bool = False,
+        tls: ssl.SSLContext | bool = True,
     ) -> None:
         self._http = http
-        self._credentials = credentials  # botocore/aiobotocore Credentials (maybe refreshable)
+        # StaticCredentials, or botocore/aiobotocore Credentials (maybe refreshable)
+        self._credentials = credentials
         self.region = region
         self.base_url = base_url
         self._checksum_mode = checksum_mode
+        self.tls = tls  # aiohttp's ``ssl=``: see tls_context()
         # the Host botocore would sign (no default port); given explicitly, the signer
         # need not parse every URL twice to find it
-        self.host = _host_from_url(base_url)
+        self.host = host_from_url(base_url)
 
     def url(self, key: str) -> str:
         return self.base_url + encode_key(key)
 
-    async def signed(self, key: str, start: int, end: int, etag: str | None) -> tuple[str, Any]:
+    async def signed(
+        self, key: str, start: int, end: int, etag: str | None
+    ) -> tuple[str, dict[str, str]]:
         """(url, signed headers) of a ranged GetObject of ``key``."""
         url = self.url(key)
         headers = {"host": self.host, "Range": f"bytes={start}-{end - 1}"}
@@ -175,14 +276,18 @@ class FastRangedGet:
             headers["x-amz-checksum-mode"] = "ENABLED"
         return url, await self.sign("GET", url, headers)
 
-    async def sign(self, method: str, url: str, headers: dict[str, str]) -> Any:
-        """botocore's SigV4 headers for this request, with fresh frozen credentials."""
-        frozen = self._credentials.get_frozen_credentials()
-        if inspect.isawaitable(frozen):  # aiobotocore's (refreshable) credentials
-            frozen = await frozen
-        request = AWSRequest(method=method, url=url, headers=headers)
-        S3SigV4Auth(frozen, "s3", self.region).add_auth(request)
-        return request.headers
+    async def sign(self, method: str, url: str, headers: dict[str, str]) -> dict[str, str]:
+        """SigV4 headers for this request, with fresh frozen credentials; credentials
+        botocore cannot refresh are a (retryable) network error of this request."""
+        try:
+            frozen = self._credentials.get_frozen_credentials()
+            if inspect.isawaitable(frozen):  # aiobotocore's (refreshable) credentials
+                frozen = await frozen
+        except Exception as exc:
+            if _botocore_error(exc):
+                raise ObjectError("network", f"network: {type(exc).__name__}") from None
+            raise
+        return sign_v4(method, url, headers, frozen, self.region)
 
     def bucket_url(self) -> str:
         """The bucket itself (listing, HeadBucket): ``https://bucket.host/`` or ``…/bucket``."""
@@ -197,22 +302,18 @@ class FastRangedGet:
         try:
             headers = await self.sign("HEAD", url, {"host": self.host})
             async with self._http().head(
-                URL(url, encoded=True), headers=dict(headers.items()), allow_redirects=False
+                URL(url, encoded=True), headers=headers, allow_redirects=False, ssl=self.tls
             ) as resp:
                 return resp.headers.get("x-amz-bucket-region") or None
-        except (BotoCoreError, aiohttp.ClientError, TimeoutError):
+        except (ObjectError, aiohttp.ClientError, TimeoutError):
             return None
 
     async def get(self, entry: Entry, key: str, start: int, end: int) -> bytes:
-        try:
-            url, signed = await self.signed(key, start, end, entry.etag)
-        except BotoCoreError as exc:  # credentials that cannot be refreshed …
-            raise ObjectError("network", f"network: {type(exc).__name__}") from None
-        headers = dict(signed.items())
+        url, headers = await self.signed(key, start, end, entry.etag)
         headers["Accept-Encoding"] = "identity"
         with network_errors():
             async with self._http().get(
-                URL(url, encoded=True), headers=headers, allow_redirects=False
+                URL(url, encoded=True), headers=headers, allow_redirects=False, ssl=self.tls
             ) as resp:
                 status = resp.status
                 if status == 206:
@@ -341,13 +442,10 @@ async def list_page(
         params["start-after"] = after
     query = "&".join(f"{k}={quote(v, safe='-_.~')}" for k, v in sorted(params.items()))
     url = getter.bucket_url() + "?" + query
-    try:
-        signed = await getter.sign("GET", url, {"host": getter.host})
-    except BotoCoreError as exc:
-        raise ObjectError("network", f"network: {type(exc).__name__}") from None
+    signed = await getter.sign("GET", url, {"host": getter.host})
     with network_errors():
         async with getter._http().get(
-            URL(url, encoded=True), headers=dict(signed.items()), allow_redirects=False
+            URL(url, encoded=True), headers=signed, allow_redirects=False, ssl=getter.tls
         ) as resp:
             body = await resp.read()
             if resp.status == 200:
