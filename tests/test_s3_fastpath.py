@@ -553,10 +553,12 @@ def test_plain_environment_is_read_only_when_it_decides_everything(tmp_path, mon
     env = {"AWS_ACCESS_KEY_ID": "AK", "AWS_SECRET_ACCESS_KEY": "SK", "AWS_CONFIG_FILE": none,
            "AWS_SHARED_CREDENTIALS_FILE": none, "PATH": "/bin"}  # fmt: skip
     plain = s3_env.plain(env)
-    assert plain == s3_env.Plain(s3_sign.StaticCredentials("AK", "SK"), None, None)
+    assert plain == s3_sign.Settings(s3_sign.StaticCredentials("AK", "SK"), None)
     plain = s3_env.plain({**env, "AWS_SESSION_TOKEN": "T", "AWS_ENDPOINT_URL": "http://a",
                           "AWS_ENDPOINT_URL_S3": "http://s3", "AWS_CA_BUNDLE": "/ca.pem"})  # fmt: skip
-    assert plain == s3_env.Plain(s3_sign.StaticCredentials("AK", "SK", "T"), "http://s3", "/ca.pem")
+    assert plain == s3_sign.Settings(
+        s3_sign.StaticCredentials("AK", "SK", "T"), "http://s3", ca_bundle="/ca.pem"
+    )
     (tmp_path / "exists").write_text("")
     for change in ({"AWS_PROFILE": "dev"}, {"AWS_SECURITY_TOKEN": "T"},
                    {"AWS_S3_US_EAST_1_REGIONAL_ENDPOINT": "regional"},

@@ -355,23 +355,17 @@ class S3Source:
 
     async def _direct(self, region: str) -> FastRangedGet | None:
         """Signed aiohttp requests to this bucket as if it were in ``region``, decided
-        from the session alone, for the plain configuration only: credentials from the
-        chain, SigV4, no FIPS, dual-stack, accelerate or signature settings. Anything
-        else returns None and a client decides, as botocore itself would resolve it."""
+        without a client, for the plain configuration only (see _session_settings)."""
         if not self.session_fast_path:
             return None
-        plain = self._plain
-        if plain is not None:
-            endpoint = self.endpoint() or plain.endpoint_url
-            return await self._fast_get(
-                plain.credentials,
-                endpoint,
-                region,
-                custom=_is_custom_endpoint(endpoint) if endpoint else False,
-                addressing=None,
-                checksums=s3_env.DEFAULT_CHECKSUMS,
-                ca_bundle=plain.ca_bundle,
-            )
+        settings = self._plain or await self._session_settings(region)
+        return await self._fast_get(settings, region) if settings is not None else None
+
+    async def _session_settings(self, region: str) -> s3_sign.Settings | None:
+        """The fast path's settings from botocore's session alone, for the plain
+        configuration: credentials from the chain, SigV4, no FIPS, dual-stack,
+        accelerate or signature settings. Anything else returns None and a client
+        decides, as botocore itself would resolve it."""
         from botocore.configprovider import ConfiguredEndpointProvider
         from botocore.exceptions import BotoCoreError
 
@@ -406,11 +400,9 @@ class S3Source:
             return None  # the client will say what is wrong
         if credentials is None:
             return None  # anonymous access
-        return await self._fast_get(
+        return s3_sign.Settings(
             credentials,
             endpoint,
-            region,
-            custom=_is_custom_endpoint(endpoint) if endpoint else False,
             addressing=addressing,
             checksums=store.get_config_variable("response_checksum_validation"),
             ca_bundle=store.get_config_variable("ca_bundle"),
@@ -434,46 +426,36 @@ class S3Source:
             or s3_config.get("use_dualstack_endpoint")
         ):
             return None
-        endpoint = client.meta.endpoint_url
         assert self.region is not None
-        return await self._fast_get(
+        settings = s3_sign.Settings(
             credentials,
-            endpoint,
-            self.region,
-            custom=_is_custom_endpoint(endpoint),
+            client.meta.endpoint_url,
             addressing=s3_config.get("addressing_style"),
             checksums=config.response_checksum_validation,
             ca_bundle=self.session().get_config_variable("ca_bundle"),
         )
+        return await self._fast_get(settings, self.region)
 
-    async def _fast_get(
-        self,
-        credentials: Any,
-        endpoint: str | None,
-        region: str,
-        *,
-        custom: bool,
-        addressing: str | None,
-        checksums: str | None,
-        ca_bundle: str | None,
-    ) -> FastRangedGet | None:
+    async def _fast_get(self, settings: s3_sign.Settings, region: str) -> FastRangedGet | None:
         """The fast path for this bucket, or None when its URL is botocore's business
         (or its CA bundle cannot be loaded: botocore will say why)."""
+        endpoint = self.endpoint() or settings.endpoint_url
+        custom = _is_custom_endpoint(endpoint) if endpoint else False
         base = s3_sign.object_base_url(
-            self.bucket, region, endpoint, custom=custom, addressing=addressing
+            self.bucket, region, endpoint, custom=custom, addressing=settings.addressing
         )
         if base is None:
             return None
         try:
-            tls = await s3_sign.tls_context(ca_bundle, base)
+            tls = await s3_sign.tls_context(settings.ca_bundle, base)
         except (OSError, ValueError):
             return None
         return FastRangedGet(
             self.ctx.http,
-            credentials,
+            settings.credentials,
             region,
             base,
-            checksum_mode=checksums == "when_supported",
+            checksum_mode=settings.checksums == "when_supported",
             tls=tls,
         )
 

@@ -14,9 +14,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
 
-from prober.sources.s3_sign import StaticCredentials
+from prober.sources.s3_sign import Settings, StaticCredentials
 
 # what this module reads, and the settings that change nothing a fast-path request does
 UNDERSTOOD = frozenset({
@@ -26,21 +25,12 @@ UNDERSTOOD = frozenset({
     "AWS_EC2_METADATA_DISABLED",  # instance metadata: never asked when keys are static
     "AWS_MAX_ATTEMPTS", "AWS_RETRY_MODE",  # prober retries itself (botocore's are off)
 })  # fmt: skip
-# botocore's default response_checksum_validation: check checksums when S3 has them
-DEFAULT_CHECKSUMS = "when_supported"
 
 
-@dataclass(frozen=True, slots=True)
-class Plain:
-    """What botocore would resolve, read from the environment."""
-
-    credentials: StaticCredentials
-    endpoint_url: str | None  # AWS_ENDPOINT_URL_S3, else AWS_ENDPOINT_URL
-    ca_bundle: str | None  # AWS_CA_BUNDLE
-
-
-def plain(environ: Mapping[str, str] | None = None) -> Plain | None:
-    """The S3 settings when the environment alone decides them, else None."""
+def plain(environ: Mapping[str, str] | None = None) -> Settings | None:
+    """The fast path's settings when the environment alone decides them, else None:
+    the keys, ``AWS_ENDPOINT_URL_S3`` else ``AWS_ENDPOINT_URL``, ``AWS_CA_BUNDLE``, and
+    botocore's defaults for the rest."""
     env = os.environ if environ is None else environ
     for name, value in env.items():
         if name.startswith("AWS_") and (name not in UNDERSTOOD or not value):
@@ -54,8 +44,8 @@ def plain(environ: Mapping[str, str] | None = None) -> Plain | None:
     ):
         if os.path.exists(os.path.expanduser(path)):
             return None  # profiles, endpoints, s3 settings …: botocore reads them
-    return Plain(
+    return Settings(
         StaticCredentials(key, secret, env.get("AWS_SESSION_TOKEN")),
         env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL"),
-        env.get("AWS_CA_BUNDLE"),
+        ca_bundle=env.get("AWS_CA_BUNDLE"),
     )

@@ -46,6 +46,7 @@ import ssl
 import sys
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 from urllib.parse import quote, unquote_plus, urlsplit
 
@@ -110,6 +111,17 @@ class StaticCredentials(NamedTuple):
 
     def get_frozen_credentials(self) -> StaticCredentials:
         return self
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """What the fast path takes from a client's configuration."""
+
+    credentials: Any  # StaticCredentials, or botocore's (maybe refreshable)
+    endpoint_url: str | None  # None: AWS's own endpoints
+    addressing: str | None = None  # the s3 ``addressing_style``
+    checksums: str | None = "when_supported"  # ``response_checksum_validation`` (default)
+    ca_bundle: str | None = None  # trusted instead of the system's CAs
 
 
 def amz_date() -> str:
