@@ -559,6 +559,7 @@ def test_plain_environment_is_read_only_when_it_decides_everything(tmp_path, mon
     assert plain == s3_sign.Settings(
         s3_sign.StaticCredentials("AK", "SK", "T"), "http://s3", ca_bundle="/ca.pem"
     )
+    assert "SK" not in repr(plain) and "'T'" not in repr(plain)  # secrets stay out of logs
     (tmp_path / "exists").write_text("")
     for change in ({"AWS_PROFILE": "dev"}, {"AWS_SECURITY_TOKEN": "T"},
                    {"AWS_S3_US_EAST_1_REGIONAL_ENDPOINT": "regional"},

@@ -112,6 +112,10 @@ class StaticCredentials(NamedTuple):
     def get_frozen_credentials(self) -> StaticCredentials:
         return self
 
+    def __repr__(self) -> str:  # never the secret, should one ever be logged
+        token = "'***'" if self.token else "None"
+        return f"StaticCredentials({self.access_key!r}, '***', {token})"
+
 
 @dataclass(frozen=True, slots=True)
 class Settings:
