@@ -192,12 +192,20 @@ def _botocore_error(exc: BaseException) -> bool:
     return errors is not None and isinstance(exc, errors.BotoCoreError)
 
 
+_TLS: dict[str, ssl.SSLContext] = {}  # CA bundle path → its context, loaded once
+
+
 async def tls_context(ca_bundle: str | None, base_url: str) -> ssl.SSLContext | bool:
     """The TLS trust for requests under ``base_url``: the configured CA bundle, loaded on a
-    thread (it reads and parses the file), else aiohttp's default verification."""
+    thread (it reads and parses the file) once per process, else aiohttp's default
+    verification."""
     if not ca_bundle or not base_url.startswith("https:"):
         return True
-    return await asyncio.to_thread(ssl.create_default_context, cafile=ca_bundle)
+    context = _TLS.get(ca_bundle)
+    if context is None:
+        context = await asyncio.to_thread(ssl.create_default_context, cafile=ca_bundle)
+        _TLS[ca_bundle] = context
+    return context
 
 
 class WrongEndpoint(Exception):
