@@ -11,8 +11,8 @@ What runs (every process is a child of this one, so its CPU and peak RSS come fr
    requests and bytes per key, and an S3-compatible face (ListObjectsV2, path-style
    GetObject) on the same port.
 2. prober ``--urls`` over HTTP, and prober ``s3://bench/`` (``AWS_ENDPOINT_URL`` at the
-   store: listing through aiobotocore, ranged GETs signed by botocore's SigV4 signer and
-   sent over aiohttp), ``--concurrency 256``.
+   store, static keys in the environment: ListObjectsV2 pages and ranged GETs signed with
+   SigV4 by prober and sent over aiohttp, no botocore loaded), ``--concurrency 256``.
 3. ``ffprobe -show_format -show_streams URL`` under ``xargs -P`` for a few -P values,
    on a subset of the same objects (same file mix).
 4. Over-fetch against the minimum bytes FFmpeg itself reads (bench/minbytes.py), round
@@ -467,7 +467,7 @@ def main() -> int:
             )
             print(f"  {_brief(runs['prober_http'])}", flush=True)
         if "s3" not in skip:
-            print(f"prober s3:// (listing by aiobotocore, signed GETs): {n} objects ...",
+            print(f"prober s3:// (signed listing and GETs over aiohttp): {n} objects ...",
                   flush=True)  # fmt: skip
             env = {**os.environ, "AWS_ENDPOINT_URL": store.url, "AWS_ACCESS_KEY_ID": "bench",
                    "AWS_SECRET_ACCESS_KEY": "bench", "AWS_REGION": "us-east-1"}  # fmt: skip
