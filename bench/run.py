@@ -23,7 +23,10 @@ What runs (every process is a child of this one, so its CPU and peak RSS come fr
    should fetch nothing), and the same with ``prober --urls FILE --state S`` (no
    listing: one HEAD per object); wall time of the first run against the median rerun,
    and the GETs/HEADs the store counted during that rerun. Then three S3 reruns over
-   the same state without ``--region`` (the bucket's region from one HEAD).
+   the same state without ``--region`` (the bucket's region from one HEAD), and three
+   with an (empty) AWS config file, which has botocore's session resolve the settings.
+   The S3 runs see the store's endpoint and keys and none of this machine's own AWS
+   settings (see s3_env()).
 
 Results: a table on stdout, JSON in bench/results/latest.json and a dated copy.
 """
@@ -308,6 +311,24 @@ def memory_runs(root: Path, videos: list[str], counts: list[int], conc: int) -> 
 # --------------------------------------------------------------------------- state
 RERUNS = 3  # unchanged reruns after the first run; the median one is reported
 REGIONLESS = "s3 without --region"
+CONFIGURED = "s3 with an AWS config file"
+
+
+def s3_env(store_url: str, work: Path, *, config_file: bool = False) -> dict[str, str]:
+    """The S3 runs' environment: the store's endpoint and the bench's keys, and none of
+    this machine's own AWS settings (a profile, a config file …): they are about real
+    AWS and would only make the figures depend on the machine. ``config_file``: an
+    empty AWS config file exists, as on a machine set up for the AWS CLI, so botocore's
+    session resolves the settings (prober/sources/s3_env.py)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    config = work / ("aws-config" if config_file else "no-aws-config")
+    if config_file:
+        config.write_text("[default]\n")
+    env.update(AWS_ENDPOINT_URL=store_url, AWS_ACCESS_KEY_ID="bench",
+               AWS_SECRET_ACCESS_KEY="bench", AWS_REGION="us-east-1",
+               AWS_CONFIG_FILE=str(config),
+               AWS_SHARED_CREDENTIALS_FILE=str(work / "no-aws-credentials"))  # fmt: skip
+    return env
 
 
 def state_runs(root: Path, videos: list[str], n: int, latency: float, conc: str) -> dict:
@@ -322,28 +343,29 @@ def state_runs(root: Path, videos: list[str], n: int, latency: float, conc: str)
     store = StoreProc(manifest, latency)
     urls = work / "urls.txt"
     urls.write_text("".join(f"{store.url}/bench/{quote(k, safe='/')}\n" for k in keys))
-    env = {**os.environ, "AWS_ENDPOINT_URL": store.url, "AWS_ACCESS_KEY_ID": "bench",
-           "AWS_SECRET_ACCESS_KEY": "bench", "AWS_REGION": "us-east-1"}  # fmt: skip
-    env.pop("AWS_PROFILE", None)
+    env = s3_env(store.url, work)
     out: dict[str, Any] = {"objects": n, "latency_ms": latency * 1000, "concurrency": int(conc)}
     sources = {
         "s3": ["s3://bench/", "--region", "us-east-1"],
         "urls": ["--urls", str(urls)],
         # reruns over the s3 state without --region: the bucket's region from one HEAD
         REGIONLESS: ["s3://bench/"],
+        # and with an AWS config file: botocore's session loaded for the settings
+        CONFIGURED: ["s3://bench/", "--region", "us-east-1"],
     }
+    envs = {CONFIGURED: s3_env(store.url, work, config_file=True)}
     try:
         for name, source in sources.items():
-            base = "s3" if name == REGIONLESS else name  # whose state and first run
+            base = "s3" if name in (REGIONLESS, CONFIGURED) else name  # whose first run
             state = work / f"{base}.sqlite"
-            runs = [out["s3"]["first"]] if name == REGIONLESS else []
+            runs = [out["s3"]["first"]] if base != name else []
             for i in range(1 + len(runs), 2 + RERUNS):
                 print(f"--state {name} run {i}: {n} objects ...", flush=True)
                 spec = work / f"{name}-{i}.json"
                 r = measured_against_store(store, [
                     PY, "-m", "prober", *source, "--state", str(state), "-o", str(spec), "-q",
                     "--concurrency", conc,
-                ], env=env)  # fmt: skip
+                ], env=envs.get(name, env))  # fmt: skip
                 st = r.pop("store")
                 runs.append({
                     "rc": r["rc"], "wall_s": round(r["wall_s"], 3),
@@ -469,9 +491,7 @@ def main() -> int:
         if "s3" not in skip:
             print(f"prober s3:// (signed listing and GETs over aiohttp): {n} objects ...",
                   flush=True)  # fmt: skip
-            env = {**os.environ, "AWS_ENDPOINT_URL": store.url, "AWS_ACCESS_KEY_ID": "bench",
-                   "AWS_SECRET_ACCESS_KEY": "bench", "AWS_REGION": "us-east-1"}  # fmt: skip
-            env.pop("AWS_PROFILE", None)
+            env = s3_env(store.url, work)
             rep = work / "s3.jsonl"
             r = measured_against_store(store, [
                 PY, "-m", "prober", "s3://bench/", "-o", str(work / "s3.json"),
@@ -635,6 +655,7 @@ def table(res: dict[str, Any]) -> str:
             ("s3", "s3://bench/ (listing)"),
             ("urls", "--urls (HEAD)"),
             (REGIONLESS, "s3://bench/ without --region (first run: the above)"),
+            (CONFIGURED, "s3://bench/ with an AWS config file (botocore session; the above)"),
         ):
             if name in st:
                 v = st[name]
