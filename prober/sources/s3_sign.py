@@ -63,6 +63,9 @@ from prober.sources.wire import (
     read_ignoring_range,
     read_upto,
 )
+from prober.sources.wire import (
+    retry_after as parse_retry_after,  # the argument of status_error() has its name
+)
 from prober.urls import encode_key
 
 ENV_SWITCH = "PROBER_S3_FASTPATH"
@@ -227,9 +230,7 @@ def status_error(status: int, code: str, retry_after: str | None) -> ObjectError
         return ObjectError(
             "changed", "changed: the object changed while being probed (ETag)", status=412
         )
-    return HttpStatusError(
-        status, code, retry_after=float(retry_after) if str(retry_after or "").isdigit() else None
-    )
+    return HttpStatusError(status, code, retry_after=parse_retry_after(retry_after))
 
 
 def object_base_url(
