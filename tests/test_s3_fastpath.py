@@ -36,6 +36,7 @@ from prober.sources import SourceContext, SourceOptions, open_source, s3_env, s3
 from prober.sources.s3_sign import FastRangedGet, object_base_url, status_error
 from tests.corpus_check import read_report
 from tests.servers.emulators import merged_env
+from tests.servers.http_store import HttpStore
 
 REPO = Path(__file__).resolve().parents[1]
 FROZEN = dt.datetime(2026, 3, 4, 5, 6, 7)
@@ -577,11 +578,9 @@ def test_plain_environment_is_read_only_when_it_decides_everything(tmp_path, mon
 
 @pytest.fixture(scope="module")
 def tls_store(tmp_path_factory) -> Iterator[tuple[str, Path]]:
-    """(https endpoint, CA bundle): an S3 face for ranged reads behind a certificate of
-    a private CA, on a thread of its own."""
-    import asyncio
+    """(https endpoint, CA bundle): the local object store behind a certificate of a
+    private CA, holding ``tls-bucket/k.mp4`` (a path-style S3 read of it)."""
     import ssl
-    import threading
 
     import trustme
 
@@ -590,29 +589,9 @@ def tls_store(tmp_path_factory) -> Iterator[tuple[str, Path]]:
     ca.cert_pem.write_to_path(str(bundle))
     server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ca.issue_cert("127.0.0.1").configure_cert(server_tls)
-
-    async def get(request: web.Request) -> web.Response:
-        start, _, end = request.headers["Range"].removeprefix("bytes=").partition("-")
-        body = b"0123456789" * 10
-        return web.Response(status=206, body=body[int(start) : int(end) + 1],
-                            headers={"Content-Range": f"bytes {start}-{end}/100"})  # fmt: skip
-
-    app = web.Application()
-    app.router.add_get("/{tail:.*}", get)
-    loop = asyncio.new_event_loop()
-    runner = web.AppRunner(app)
-    loop.run_until_complete(runner.setup())
-    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=server_tls)
-    loop.run_until_complete(site.start())
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"https://127.0.0.1:{port}", bundle
-    finally:
-        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
+    with HttpStore(ssl_context=server_tls) as store:
+        store.put("tls-bucket/k.mp4", b"0123456789" * 10)
+        yield store.url, bundle
 
 
 @pytest.mark.parametrize("settings", ["environment", "botocore"])

@@ -43,6 +43,7 @@ import mimetypes
 import os
 import random
 import socket
+import ssl
 import threading
 import time
 from collections import deque
@@ -162,9 +163,11 @@ class HttpStore:
         forced_status: Mapping[str, int] | None = None,
         seed: int = 0,
         log_size: int = 10_000,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.host = host
         self._port = port
+        self.ssl_context = ssl_context  # serve https with this certificate
         # fault injection knobs: plain attributes, read on every request
         self.latency = latency
         self.fail_ratio = fail_ratio
@@ -197,7 +200,8 @@ class HttpStore:
     @property
     def url(self) -> str:
         """Base URL, e.g. ``http://127.0.0.1:PORT`` (no trailing slash)."""
-        return f"http://{self.host}:{self.port}"
+        scheme = "https" if self.ssl_context is not None else "http"
+        return f"{scheme}://{self.host}:{self.port}"
 
     @property
     def running(self) -> bool:
@@ -271,7 +275,7 @@ class HttpStore:
             app.router.add_route("*", "/{tail:.*}", self._handle)
             runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=0.5)
             loop.run_until_complete(runner.setup())
-            site = web.SockSite(runner, sock, backlog=2048)
+            site = web.SockSite(runner, sock, backlog=2048, ssl_context=self.ssl_context)
             loop.run_until_complete(site.start())
             self._runner = runner
         except BaseException as e:  # report to start()
